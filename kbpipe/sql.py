@@ -25,15 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
 
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.steps.base import ResolvedInput
-from kbpipe.tables import (
-    _first_line,
-    parquet_schema,
-    table_format,
-)
+from kbpipe.tables import _first_line, table_format
 
 # The repo's sql/ (editable install) wins over the copy the wheel ships.
 _SQL_DIRS = (
@@ -164,11 +159,22 @@ class InputTable:
     paths: list[Path]
     types: dict[str, duckdb.DuckDBPyType]
     n_rows: int
-    row_bytes: int  # uncompressed size of an average row
 
     @property
     def label(self) -> str:
         return _label(self.paths)
+
+    @functools.cached_property
+    def row_bytes(self) -> int:
+        """Uncompressed size of an average row, to size sql_output.write_ordered's buckets."""
+        if table_format(self.paths[0]) == "jsonl":
+            return sum(p.stat().st_size for p in self.paths) // self.n_rows + 1
+        with duckdb.connect() as con:
+            [(total,)] = con.execute(
+                "select sum(total_uncompressed_size) from parquet_metadata($paths)",
+                {"paths": [str(p) for p in self.paths]},
+            ).fetchall()
+        return int(total or 0) // self.n_rows + 1
 
     def _type(self, column: str) -> duckdb.DuckDBPyType:
         if column not in self.types:
@@ -232,12 +238,13 @@ def open_input(
         if not p.is_file():
             raise InputError(f"{p}: no such file")
         if fmt == "parquet":
-            parquet_schema(p)  # raises "not a Parquet file" with the path
+            _check_parquet(con, p)
         elif p.stat().st_size == 0:
             raise InputError(f"{p}: empty file (no rows)")
     label = _label(paths)
     with reading(label):
-        rel = run(con, f"input_rows_from_{fmt}", paths=[str(p) for p in paths])
+        source = "parquet_file" if fmt == "parquet" and len(paths) == 1 else fmt
+        rel = run(con, f"input_rows_from_{source}", paths=[str(p) for p in paths])
         if limit is not None:
             # Not in the SQL: a limit clause, even `limit null`, stops filters
             # from being pushed into the Parquet scan.
@@ -249,22 +256,21 @@ def open_input(
     types = {c: t for c, t in zip(rel.columns, rel.types, strict=True) if c != INPUT_ROW}
     if n_rows == 0:
         raise InputError(f"{label}: no rows (empty input)")
-    return InputTable(view, paths, types, n_rows, _average_row_bytes(paths, fmt, n_rows))
+    return InputTable(view, paths, types, n_rows)
+
+
+def _check_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Fail with the path when a file is not Parquet; reads only the footer."""
+    try:
+        con.execute("select 1 from parquet_file_metadata($path)", {"path": str(path)}).fetchall()
+    except _INPUT_ERRORS as exc:
+        raise InputError(f"{path}: not a Parquet file ({_first_line(exc)})") from exc
 
 
 def _label(paths: Sequence[Path]) -> str:
     """How error messages name an input: the file, or the first file and a count."""
     more = f" (+{len(paths) - 1} more files)" if len(paths) > 1 else ""
     return f"{paths[0]}{more}"
-
-
-def _average_row_bytes(paths: list[Path], fmt: str, n_rows: int) -> int:
-    """Uncompressed size of an average row, to size sql_output.write_ordered's buckets."""
-    if fmt == "jsonl":
-        return sum(p.stat().st_size for p in paths) // n_rows + 1
-    metas = [pq.ParquetFile(p).metadata for p in paths]
-    total = sum(m.row_group(i).total_byte_size for m in metas for i in range(m.num_row_groups))
-    return total // max(1, sum(m.num_rows for m in metas)) + 1
 
 
 def format_ids(ids: Sequence[Any], total: int | None = None) -> str:

@@ -1,10 +1,10 @@
 """Write DuckDB results to Parquet or JSONL files, atomically and in bounded memory.
 
-Rows leave DuckDB as Arrow batches of ROW_GROUP_ROWS and go through pyarrow's
-writer; a helper thread pulls the next batch while the current one is
-written. `write_ordered` puts wide rows in a given order without DuckDB's
-sort, which runs out of memory instead of spilling on rows holding ~60 KB
-strings.
+Parquet is written by DuckDB's own COPY, which streams and encodes row groups
+on every core. JSONL, and `write_ordered`, take the rows out as Arrow batches
+instead: `write_ordered` puts wide rows in a given order without DuckDB's sort,
+which runs out of memory instead of spilling on rows holding ~60 KB strings.
+pyarrow is imported only on those paths, to keep a step's start-up short.
 """
 
 from __future__ import annotations
@@ -14,19 +14,27 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from kbpipe import sql
 from kbpipe.tables import ROW_GROUP_ROWS, ParquetStreamWriter, atomic_output, table_format
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# Row groups are capped by bytes as well as rows, so a group of 60 KB rows
+# stays small enough for a reader to hold.
+ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 # write_ordered sorts this much of a table in memory at a time. On the 8k-row
 # benchmark table (470 MB of unique rows) 32 MB ran fastest, with a 610 MB peak
 # against 840 MB for 128 MB buckets.
 SORT_BUCKET_BYTES = 32 * 1024 * 1024
+# Up to this much, write_ordered lets DuckDB sort the rows: 48 rows of the
+# benchmark's unique table come out in 0.05 s instead of 0.4 s through buckets.
+IN_MEMORY_SORT_BYTES = 64 * 1024 * 1024
 
 
 def write_relation(rel: duckdb.DuckDBPyRelation, dest: Path) -> int:
@@ -39,27 +47,56 @@ def write_relation(rel: duckdb.DuckDBPyRelation, dest: Path) -> int:
 def write_relation_to(rel: duckdb.DuckDBPyRelation, path: Path, fmt: str) -> int:
     """Write a relation to `path` (no rename); for callers that check before publishing.
 
-    Rows stream out of DuckDB as Arrow batches of ROW_GROUP_ROWS. pyarrow's
-    writer beats DuckDB's own on rows holding ~60 KB strings (1.7 s against
-    2.8 s for the 8k-row filtered benchmark table) and, unlike it, does not mark
-    columns REQUIRED just because this file happens to have no nulls in them.
+    Parquet goes through DuckDB's COPY, which encodes and compresses row groups
+    in parallel and keeps the relation's order (connections preserve insertion
+    order). It marks a column REQUIRED when DuckDB can prove it holds no nulls;
+    readers treat that as the same type.
     """
+    if fmt == "parquet":
+        rel.to_parquet(
+            str(path),
+            compression="zstd",
+            row_group_size=ROW_GROUP_ROWS,
+            row_group_size_bytes=ROW_GROUP_BYTES,
+        )
+        return parquet_rows(path)
     reader = rel.to_arrow_reader(ROW_GROUP_ROWS)
     return _write_batches(reader, reader.schema, path, fmt)
 
 
+def parquet_rows(path: Path) -> int:
+    """Rows in a Parquet file, from its footer."""
+    with duckdb.connect() as con:
+        [(n_rows,)] = con.execute(
+            "select num_rows from parquet_file_metadata($path)", {"path": str(path)}
+        ).fetchall()
+    return n_rows
+
+
 def write_ordered(
-    con: duckdb.DuckDBPyConnection, rel: duckdb.DuckDBPyRelation, dest: Path, *, row_bytes: int
+    con: duckdb.DuckDBPyConnection,
+    rel: duckdb.DuckDBPyRelation,
+    dest: Path,
+    *,
+    n_rows: int,
+    row_bytes: int,
 ) -> int:
     """Write `rel` atomically in the order of its `output_row` column (0..n-1), then drop it.
 
-    DuckDB's sort runs out of memory instead of spilling when rows hold ~60 KB
-    strings, so the rows are dealt into buckets of consecutive output rows, each
-    about SORT_BUCKET_BYTES (from `row_bytes`, an average row's size), kept as
-    uncompressed Arrow files beside `dest`; each bucket is then memory-mapped
-    and read out in order, ROW_GROUP_ROWS rows at a time. One pass over the
-    relation, one over the buckets, and memory stays bounded.
+    `n_rows` rows of about `row_bytes` each (uncompressed). Up to
+    IN_MEMORY_SORT_BYTES in all, DuckDB sorts them itself. Beyond that its sort
+    runs out of memory instead of spilling on rows holding ~60 KB strings, so
+    the rows are dealt into buckets of consecutive output rows, each about
+    SORT_BUCKET_BYTES, kept as uncompressed Arrow files beside `dest`; each
+    bucket is then memory-mapped and read out in order, ROW_GROUP_ROWS rows at
+    a time. One pass over the relation, one over the buckets, and memory stays
+    bounded.
     """
+    if n_rows * row_bytes <= IN_MEMORY_SORT_BYTES:
+        return write_relation(rel.order("output_row").project("* exclude (output_row)"), dest)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     rel.create_view("ordered_rows", replace=True)
     bucketed = sql.run(con, "ordered_rows_bucketed", bucket_rows=_bucket_rows(row_bytes))
     reader = bucketed.to_arrow_reader(ROW_GROUP_ROWS)
@@ -89,6 +126,9 @@ def _bucket_rows(row_bytes: int) -> int:
 
 
 def _deal_into_buckets(reader: pa.RecordBatchReader, folder: Path) -> dict[int, Path]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
     try:
         for batch in _prefetched(reader):
@@ -148,6 +188,8 @@ def _prefetched(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[p
 def _write_batches(
     batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, fmt: str
 ) -> int:
+    import pyarrow as pa
+
     batches = _prefetched(batches)
     if fmt == "parquet":
         writer = ParquetStreamWriter(path, schema)

@@ -14,13 +14,15 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from kbpipe.errors import InputError
+
+# polars and pyarrow are imported where they are used: the DuckDB steps touch
+# neither on their main path, and importing both costs a step ~0.3 s of start-up.
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
 
 # Rows per Parquet row group. Rollout rows carry ~60 KB of reasoning, so 512
 # rows is ~30 MB per group: small enough that readers stay bounded in memory,
@@ -58,6 +60,9 @@ def atomic_output(dest: Path) -> Iterator[Path]:
 
 def write_table(table: pa.Table | pl.DataFrame, dest: Path) -> Path:
     """Write a whole table atomically as Parquet or JSONL, chosen by extension."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
     dest = Path(dest)
     fmt = table_format(dest)
     if isinstance(table, pl.DataFrame):
@@ -77,6 +82,8 @@ class ParquetStreamWriter:
     """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
+        import pyarrow.parquet as pq
+
         self._writer = pq.ParquetWriter(path, schema, compression="zstd")
         self.rows = 0
 
@@ -90,6 +97,9 @@ class ParquetStreamWriter:
 
 def read_table(path: Path, columns: Sequence[str] | None = None) -> pl.DataFrame:
     """Read a local Parquet or JSONL table, with errors that name the file."""
+    import polars as pl
+    import pyarrow as pa
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -111,6 +121,9 @@ def read_table(path: Path, columns: Sequence[str] | None = None) -> pl.DataFrame
 
 def parquet_schema(path: Path) -> pa.Schema:
     """Schema of a Parquet file without reading its data."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         return pq.read_schema(path)
     except FileNotFoundError:
@@ -121,7 +134,8 @@ def parquet_schema(path: Path) -> pa.Schema:
 
 def require_columns(schema: Any, columns: Iterable[str], path: Path | str) -> None:
     """Fail with the file and the missing column names if any are absent."""
-    names = set(schema.names if isinstance(schema, pa.Schema) else schema)
+    # pyarrow's Schema.names is a list; a polars schema or a list iterates as names.
+    names = set(schema.names if isinstance(getattr(schema, "names", None), list) else schema)
     missing = [c for c in columns if c not in names]
     if missing:
         raise InputError(

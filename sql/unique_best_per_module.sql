@@ -1,33 +1,16 @@
--- grain: one row per info.module_name: its highest-reward rollout, the first in
--- input order on a tie, with output_row = its position in the unique table.
--- That order is reward descending, and equal rewards in the order their modules
--- first appear in the input: the seed kept winners in a dict keyed by module
--- (first-appearance order), then ran a stable sort on reward.
+-- grain: one row per info.module_name: its best rollout (chosen by
+-- unique_winners.sql, kept as the table unique_winners), every input column,
+-- plus output_row = its position in the unique table.
 -- Rows come out unordered: DuckDB's sort cannot spill rows holding ~60 KB
--- strings, so kbpipe.sql_output.write_ordered puts them in output_row order in
--- bounded memory. The windows run over narrow columns only; the wide rows are
--- joined back at the end.
-with rollouts as not materialized (
+-- strings, so kbpipe.sql_output puts large results in output_row order in
+-- bounded memory. The join on input_row is pushed into the Parquet scan, so
+-- only the winners' wide columns are decoded.
+with rollouts as (
     select * from input_rows
 ),
 
-ranked as (
-    select
-        input_row,
-        reward,
-        row_number() over (
-            partition by info.module_name order by reward desc, input_row
-        ) as rank_in_module,
-        min(input_row) over (partition by info.module_name) as module_first_input_row
-    from rollouts
-),
-
 winners as (
-    select
-        input_row,
-        row_number() over (order by reward desc, module_first_input_row) - 1 as output_row
-    from ranked
-    where rank_in_module = 1
+    select input_row, output_row from unique_winners
 ),
 
 final as (

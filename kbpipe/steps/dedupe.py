@@ -48,8 +48,12 @@ def dedupe(
         with sql.reading(table.label):
             _refuse_missing_rewards(con, table)
             result.rows_in = table.n_rows
+            sql.run(con, "unique_winners").create("unique_winners")
+            [(n_unique,)] = con.table("unique_winners").count("*").fetchall()
             best = sql.run(con, "unique_best_per_module")
-            result.rows_out = sql_output.write_ordered(con, best, output, row_bytes=table.row_bytes)
+            result.rows_out = sql_output.write_ordered(
+                con, best, output, n_rows=n_unique, row_bytes=table.row_bytes
+            )
             result.drop(DUPLICATE, result.rows_in - result.rows_out)
             result.metrics = _summary(con, output)
     return result.finish(settings)

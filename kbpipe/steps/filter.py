@@ -12,17 +12,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from kbpipe import sql, sql_output
 from kbpipe.config import Settings
-from kbpipe.rater.cliargs import add_rater_arguments, options_from_args
-from kbpipe.rater.difficulty import check_judge_inputs, plan_judge, rate_kept
-from kbpipe.rater.judge import JUDGE
-from kbpipe.rater.tasks import RaterOptions, report_lines
 from kbpipe.steps.base import StepResult, publish_if_requested, resolve_input
 from kbpipe.steps.reward_filter import RewardFilter, filter_by_reward, summary_lines
+
+# The rater (aiohttp, polars, pyarrow) is imported only when rows are rated:
+# `--rater none` is a DuckDB-only step and starts in a fraction of the time.
+if TYPE_CHECKING:
+    from kbpipe.rater.tasks import RaterOptions
 
 RATERS = ("none", "offline", "api")
 RATING_COLUMNS = ("difficulty", "evaluation_raw")
@@ -49,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="T",
         help="keep rows with reward strictly greater than T (default 0.85, REWARD_THRESHOLD)",
     )
+    from kbpipe.rater.cliargs import add_rater_arguments
+    from kbpipe.rater.judge import JUDGE
+
     # --rater itself is defined above (it adds `none`); the judge's engine options here.
     add_rater_arguments(parser, JUDGE, with_backend=False)
 
@@ -82,6 +87,9 @@ def filter_step(
             if rater == "none":
                 result.rows_out = rate(con, reward, output, has_ratings=has_ratings)
             else:
+                from kbpipe.rater.difficulty import check_judge_inputs, rate_kept
+                from kbpipe.rater.tasks import RaterOptions
+
                 # The judge (kbpipe.rater.difficulty): rated rows out, failures to rejects.
                 check_judge_inputs(table)
                 options = dataclasses.replace(rater_options or RaterOptions(), backend=rater)
@@ -112,6 +120,11 @@ def _check_rater(rater: str) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from kbpipe.rater.cliargs import options_from_args
+    from kbpipe.rater.difficulty import plan_judge
+    from kbpipe.rater.judge import JUDGE
+    from kbpipe.rater.tasks import report_lines
+
     _check_rater(args.rater)  # before resolving the input, which may pull from the Hub
     options = options_from_args(args, settings) if args.rater != "none" else None
     resolved = resolve_input(
