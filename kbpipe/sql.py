@@ -3,9 +3,10 @@
 Each file holds one statement named after what it produces. Statements read
 their inputs from views (`input_rows`, ...) that `open_input` creates over the
 step's Parquet or JSONL files; values and paths are always bound as `$name`
-parameters, never pasted into SQL text. The one exception is the script
-`kbpipe query --init-script` writes for the interactive `duckdb` CLI, where no
-binding exists; it quotes every literal through `quote_literal`.
+parameters, never pasted into SQL text. Two places have no binding and quote
+through `quote_literal` instead: the script `kbpipe query --init-script`
+writes for the interactive `duckdb` CLI, and the output path of
+`sql_output`'s COPY, which runs through the relation API.
 
 Connections get a memory limit and a spill folder beside the output, so a
 multi-GB table is joined out of core instead of in RAM. Results are written to
@@ -20,7 +21,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ MEMORY_LIMIT = "512MB"
 
 # The column open_input adds: the row's position in the input, file by file.
 INPUT_ROW = "input_row"
+# How input_rows_from_parquet.sql numbers rows: file_index * stride + row in file.
+PARQUET_FILE_STRIDE = 2**32
 
 # How many offending example_ids an error message lists before "and N more".
 SHOW_IDS = 20
@@ -159,21 +162,34 @@ class InputTable:
     paths: list[Path]
     types: dict[str, duckdb.DuckDBPyType]
     n_rows: int
+    con: duckdb.DuckDBPyConnection = field(repr=False)
 
     @property
     def label(self) -> str:
-        return _label(self.paths)
+        return paths_label(self.paths)
+
+    def first_input_row(self, file_number: int) -> int:
+        """The input_row of the first row of `self.paths[file_number]` (of any later file if empty).
+
+        input_rows_from_parquet.sql numbers rows file_index * 2**32 + the row
+        in the file; input_rows_from_jsonl.sql counts on across files from 1.
+        """
+        if table_format(self.paths[0]) == "parquet":
+            return file_number * PARQUET_FILE_STRIDE
+        if file_number == 0:
+            return 1
+        earlier = [str(p) for p in self.paths[:file_number]]
+        return fetch_one(self.con, "input_row_count", paths=earlier)["n_rows"] + 1
 
     @functools.cached_property
     def row_bytes(self) -> int:
         """Uncompressed size of an average row, to size sql_output.write_ordered's buckets."""
         if table_format(self.paths[0]) == "jsonl":
             return sum(p.stat().st_size for p in self.paths) // self.n_rows + 1
-        with duckdb.connect() as con:
-            [(total,)] = con.execute(
-                "select sum(total_uncompressed_size) from parquet_metadata($paths)",
-                {"paths": [str(p) for p in self.paths]},
-            ).fetchall()
+        [(total,)] = self.con.execute(
+            "select sum(total_uncompressed_size) from parquet_metadata($paths)",
+            {"paths": [str(p) for p in self.paths]},
+        ).fetchall()
         return int(total or 0) // self.n_rows + 1
 
     def _type(self, column: str) -> duckdb.DuckDBPyType:
@@ -241,7 +257,7 @@ def open_input(
             _check_parquet(con, p)
         elif p.stat().st_size == 0:
             raise InputError(f"{p}: empty file (no rows)")
-    label = _label(paths)
+    label = paths_label(paths)
     with reading(label):
         source = "parquet_file" if fmt == "parquet" and len(paths) == 1 else fmt
         rel = run(con, f"input_rows_from_{source}", paths=[str(p) for p in paths])
@@ -256,7 +272,7 @@ def open_input(
     types = {c: t for c, t in zip(rel.columns, rel.types, strict=True) if c != INPUT_ROW}
     if n_rows == 0:
         raise InputError(f"{label}: no rows (empty input)")
-    return InputTable(view, paths, types, n_rows)
+    return InputTable(view, paths, types, n_rows, con)
 
 
 def _check_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -267,7 +283,7 @@ def _check_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise InputError(f"{path}: not a Parquet file ({_first_line(exc)})") from exc
 
 
-def _label(paths: Sequence[Path]) -> str:
+def paths_label(paths: Sequence[Path]) -> str:
     """How error messages name an input: the file, or the first file and a count."""
     more = f" (+{len(paths) - 1} more files)" if len(paths) > 1 else ""
     return f"{paths[0]}{more}"

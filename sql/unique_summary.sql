@@ -1,7 +1,11 @@
 -- grain: one row for the whole deduplicated table: score statistics as the
 -- seed printed them (scores that are not positive count apart from the valid ones).
+-- Read from the input's reward column and the winners' input_row: the same
+-- rows as the written unique table, without opening it again.
 with unique_rows as (
-    select reward from output_rows
+    select input_rows.reward
+    from input_rows
+    inner join unique_winners on input_rows.input_row = unique_winners.input_row
 ),
 
 final as (

@@ -55,7 +55,7 @@ def dedupe(
                 con, best, output, n_rows=n_unique, row_bytes=table.row_bytes
             )
             result.drop(DUPLICATE, result.rows_in - result.rows_out)
-            result.metrics = _summary(con, output)
+            result.metrics = _summary(con)
     return result.finish(settings)
 
 
@@ -68,19 +68,16 @@ def _refuse_missing_rewards(con: duckdb.DuckDBPyConnection, table: sql.InputTabl
         )
 
 
-def _summary(con: duckdb.DuckDBPyConnection, output: Path) -> dict[str, Any]:
-    sql.open_input(con, [output], view="output_rows")
+def _summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The seed's statistics over the unique rows, from the input's narrow columns."""
     stats = sql.fetch_one(con, "unique_summary")
-    top = []
-    for row in con.view("output_rows").limit(TOP_N).to_arrow_table().to_pylist():
-        top.append(
-            {
-                "module_name": (row.get("info") or {}).get("module_name"),
-                "reward": row["reward"],
-                "difficulty": row.get("difficulty"),
-            }
-        )
-    return {**stats, "top": top}
+    rows = sql.run(con, "unique_top_rows", n=TOP_N)
+    difficulty = "difficulty" if "difficulty" in rows.columns else "null"
+    top = rows.project(f"info.module_name, reward, {difficulty}").fetchall()
+    return {
+        **stats,
+        "top": [{"module_name": n, "reward": r, "difficulty": d} for n, r, d in top],
+    }
 
 
 def summary_lines(result: StepResult) -> list[str]:

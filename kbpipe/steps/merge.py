@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kbpipe import sql, sql_output
 from kbpipe.config import Settings
+from kbpipe.errors import InputError
 from kbpipe.steps.base import ResolvedInput, StepResult, publish_if_requested, resolve_input
 
 TABLES = ("source", "filtered", "unique")
@@ -53,15 +54,33 @@ def merge(
         params={"limit": limit},
     )
     with sql.session(output) as con:
-        tables = {
-            run: sql.open_input(con, r.paths, view=f"{run}_rows", limit=limit)
-            for run, r in runs.items()
-        }
-        label = " + ".join(t.label for t in tables.values())
-        with sql.reading(label):
-            result.rows_out = sql_output.write_relation(sql.run(con, "merged"), output)
-    result.rows_in = sum(t.n_rows for t in tables.values())
-    result.metrics = {f"n_{run}": t.n_rows for run, t in tables.items()}
+        # One scan over the base files then the synthetic ones keeps the order
+        # without a union, and lets DuckDB encode the output on every core.
+        table = sql.open_input(con, [p for r in runs.values() for p in r.paths])
+        with sql.reading(table.label):
+            first_synthetic_row = table.first_input_row(len(runs["base"].paths))
+            bounds = {
+                run: (n_rows, last_row)
+                for run, n_rows, last_row in sql.run(
+                    con, "merge_run_bounds", first_synthetic_row=first_synthetic_row, limit=limit
+                ).fetchall()
+            }
+            counts = {run: bounds.get(run, (0, None))[0] for run in runs}
+            for run, r in runs.items():
+                if not counts[run]:
+                    raise InputError(
+                        f"{sql.paths_label(r.paths)}: no rows (empty input) in the {run} run"
+                    )
+            merged = sql.run(
+                con,
+                "merged",
+                first_synthetic_row=first_synthetic_row,
+                last_base_row=bounds["base"][1] if limit else None,
+                last_synthetic_row=bounds["synthetic"][1] if limit else None,
+            )
+            result.rows_out = sql_output.write_relation(merged, output)
+    result.rows_in = sum(counts.values())
+    result.metrics = {f"n_{run}": n for run, n in counts.items()}
     return result.finish(settings)
 
 
