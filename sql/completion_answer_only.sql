@@ -11,16 +11,28 @@ with rollouts as (
 answers as (
     select
         *,
-        regexp_extract(completion[1].content, '(?s)<answer>.*?</answer>') as answer_block
+        regexp_extract(completion[1].content, '(?s)<answer>.*?</answer>') as answer_block,
+        -- Whether that regex matches, by two plain searches: the leftmost
+        -- match starts at the first <answer> whenever any match exists, so
+        -- there is one exactly when a </answer> follows the first <answer>.
+        -- DuckDB would otherwise run the regex twice, once for this filter.
+        coalesce(
+            strpos(completion[1].content, '<answer>') > 0
+            and strpos(
+                substr(completion[1].content, strpos(completion[1].content, '<answer>') + 8),
+                '</answer>'
+            ) > 0,
+            false
+        ) as has_answer
     from rollouts
 ),
 
 final as (
     select
-        * exclude (input_row, answer_block)
+        * exclude (input_row, answer_block, has_answer)
         replace ([{'role': completion[1].role, 'content': answer_block}] as completion)
     from answers
-    where answer_block <> ''
+    where has_answer
 )
 
 select * from final

@@ -1,19 +1,29 @@
 -- grain: one row per input rollout whose first completion message has no
 -- <answer>...</answer> block (or no message or content at all), in input
--- order, with the reason: the rejects of strip-reasoning.
+-- order: its input_row, example_id and output_row (its position among
+-- these rows) only. The test is the one
+-- completion_answer_only.sql filters on (a </answer> after the first
+-- <answer>), so these are exactly the rows that step left out.
 with rollouts as (
-    select * from input_rows
+    select input_row, example_id, completion[1].content as content from input_rows
+),
+
+missing as (
+    select input_row, example_id
+    from rollouts
+    where not coalesce(
+        strpos(content, '<answer>') > 0
+        and strpos(substr(content, strpos(content, '<answer>') + 8), '</answer>') > 0,
+        false
+    )
 ),
 
 final as (
     select
-        'no <answer>...</answer> in completion[0].content' as reason,
-        * exclude (input_row)
-    from rollouts
-    where coalesce(
-        regexp_extract(completion[1].content, '(?s)<answer>.*?</answer>'), ''
-    ) = ''
-    order by input_row
+        input_row,
+        example_id,
+        row_number() over (order by input_row) - 1 as output_row
+    from missing
 )
 
 select * from final

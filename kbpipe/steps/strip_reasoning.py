@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import duckdb
+
 from kbpipe import sql, sql_output
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
 from kbpipe.steps.base import StepResult, publish_if_requested, resolve_input
-from kbpipe.tables import atomic_output, table_format
+from kbpipe.tables import atomic_output, sidecar, table_format
 
 TABLES = ("source", "filtered", "unique")
 ON_MISSING = ("error", "drop")
@@ -64,7 +66,6 @@ def strip_reasoning(
         inputs=resolved.lineage(),
         params={"on_missing": on_missing, "limit": limit},
     )
-    rejects: list[dict] = []
     with sql.session(output) as con:
         table = sql.open_input(con, resolved.paths, limit=limit)
         table.require("example_id")
@@ -75,19 +76,38 @@ def strip_reasoning(
                 sql.run(con, "completion_answer_only"), tmp, table_format(output)
             )
             n_missing = result.rows_in - result.rows_out
-            missing = sql.run(con, "rows_missing_answer") if n_missing else None
-            if missing is not None and on_missing == "error":
-                first = missing.limit(sql.SHOW_IDS).to_arrow_table()["example_id"].to_pylist()
-                raise InputError(
-                    f"{table.label}: {n_missing} row(s) have no <answer>...</answer> in "
-                    f"completion[0].content: example_id {sql.format_ids(first, n_missing)}; "
-                    "pass --on-missing drop to move them to a rejects file"
-                )
-            if missing is not None:
-                rejects = missing.to_arrow_table().to_pylist()
+            if n_missing:
+                _handle_missing(con, table, output, result, n_missing, on_missing)
     result.drop(MISSING_ANSWER, n_missing)
-    result.write_rejects(rejects)
+    if result.rejects is None:
+        result.write_rejects([])  # removes a stale rejects file
     return result.finish(settings)
+
+
+def _handle_missing(
+    con: duckdb.DuckDBPyConnection,
+    table: sql.InputTable,
+    output: Path,
+    result: StepResult,
+    n_missing: int,
+    on_missing: str,
+) -> None:
+    """Fail naming the rows without an answer, or write them to the rejects file."""
+    sql.run(con, "rows_missing_answer").create("missing_answer_rows")
+    if on_missing == "error":
+        rows = con.table("missing_answer_rows").project("example_id").limit(sql.SHOW_IDS)
+        first = [example_id for (example_id,) in rows.fetchall()]
+        raise InputError(
+            f"{table.label}: {n_missing} row(s) have no <answer>...</answer> in "
+            f"completion[0].content: example_id {sql.format_ids(first, n_missing)}; "
+            "pass --on-missing drop to move them to a rejects file"
+        )
+    # Written by DuckDB: the rejects are whole rows, ~60 KB each.
+    result.rejects = sidecar(output, "rejects")
+    rejects = sql.run(con, "missing_answer_rejects")
+    sql_output.write_ordered(
+        con, rejects, result.rejects, n_rows=n_missing, row_bytes=table.row_bytes
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
