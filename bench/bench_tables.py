@@ -1,12 +1,16 @@
 """The DuckDB steps at realistic scale, each beside a plain-Python baseline.
 
-Steps: filter (`--rater none`), dedupe, strip-reasoning and merge on the
-18k-row benchmark evals table (~60 KB of reasoning per row). The baselines do
-what the seed scripts did: load the whole JSONL with `json.loads`, loop in
-Python, write JSONL with `json.dumps`. Every variant runs in a fresh process
-on the same rows in the same run, and the outputs are checked to hold the same
-rows in the same order. This module imports only the standard library at the
-top, so a baseline process pays for nothing it does not use.
+Each step first runs on the 18k-row benchmark evals table (~60 KB of reasoning
+per row): filter (`--rater none`), dedupe, strip-reasoning `source` (with
+`--on-missing drop`: ~3 % of the generated rollouts have no answer tags) and
+merge `source` (the table as both runs). Then dedupe, strip-reasoning and merge
+run again in pipeline order, on the filter step's 8k-row output. The
+baselines do what the seed scripts did: load the whole JSONL with
+`json.loads`, loop in Python, write JSONL with `json.dumps`. Every variant runs
+in a fresh process on the same rows in the same run, and the outputs are
+checked to hold the same rows in the same order. This module imports only the
+standard library at the top, so a baseline process pays for nothing it does
+not use.
 """
 
 from __future__ import annotations
@@ -52,16 +56,25 @@ def baseline_dedupe(src: str, dest: str) -> None:
     _save(sorted(best.values(), key=lambda e: e["reward"], reverse=True), dest)
 
 
-def baseline_strip(src: str, dest: str) -> None:
-    out = []
+def baseline_strip(src: str, dest: str, on_missing: str = "error") -> None:
+    out, rejects = [], []
     for row in _load(src):
         message = row["completion"][0]
         match = ANSWER.search(message["content"])
         if not match:
-            raise ValueError(f"no <answer> in example {row['example_id']}")
+            if on_missing == "error":
+                raise ValueError(f"no <answer> in example {row['example_id']}")
+            rejects.append({"reason": "no <answer>...</answer> in completion[0].content", **row})
+            continue
         content = f"<answer>{match.group(1)}</answer>"
         out.append({**row, "completion": [{"role": message["role"], "content": content}]})
     _save(out, dest)
+    if rejects:
+        _save(rejects, dest.removesuffix(".jsonl") + ".rejects.jsonl")
+
+
+def baseline_strip_drop(src: str, dest: str) -> None:
+    baseline_strip(src, dest, on_missing="drop")
 
 
 def baseline_merge(base: str, synthetic: str, dest: str) -> None:
@@ -97,6 +110,12 @@ def kbpipe_strip(src: str, dest: str) -> None:
     strip_reasoning(Path(src), Path(dest), _settings(dest))
 
 
+def kbpipe_strip_drop(src: str, dest: str) -> None:
+    from kbpipe.steps.strip_reasoning import strip_reasoning
+
+    strip_reasoning(Path(src), Path(dest), _settings(dest), on_missing="drop")
+
+
 def kbpipe_merge(base: str, synthetic: str, dest: str) -> None:
     from kbpipe.steps.merge import merge
 
@@ -119,11 +138,12 @@ def write_evals_jsonl(src: str, dest: str) -> None:
 
 
 def spread_modules(src: str, dest: str) -> None:
-    """A copy of a filtered table whose rows spread over ~4,000 module names.
+    """A copy of a filtered table whose rows spread over ~7,000 module names.
 
     The benchmark rollouts cover 48 modules, so their unique table is tiny; a
     real KernelBook run has about one rollout per module, and then dedupe has
-    to put nearly every wide row in reward order.
+    to put nearly every wide row in reward order. Module names get the
+    example_id modulo 4,000 appended, which leaves ~6,800 distinct names.
     """
     if src.endswith(".parquet"):
         import duckdb
@@ -204,14 +224,23 @@ def run() -> None:
     )
     work = Path(tempfile.mkdtemp(prefix="tables-", dir=DATA_DIR))
     try:
-        filtered = _compare("filter", "filter", {"baseline": [jsonl], "kbpipe": [parquet]}, work)
+        evals = {"baseline": [jsonl], "kbpipe": [parquet]}
+        print("\n-- each step on the 18k-row evals table")
+        filtered = _compare("filter", "filter", evals, work)
+        _compare("dedupe", "dedupe", evals, work)
+        _compare("strip-reasoning source, --on-missing drop", "strip_drop", evals, work)
+        _compare(
+            "merge source (the table twice)", "merge", {v: p * 2 for v, p in evals.items()}, work
+        )
+
+        print("\n-- in pipeline order, on the filter step's output (8k rows)")
         both = {v: [p] for v, p in filtered.items()}
-        _compare("dedupe", "dedupe", both, work)
+        _compare("dedupe filtered", "dedupe", both, work)
         spread = {v: [work / f"spread_{v}{p.suffix}"] for v, p in filtered.items()}
         for v in spread:
             _child("spread_modules", str(filtered[v]), str(spread[v][0]))
-        _compare("dedupe, ~4k modules", "dedupe", spread, work)
-        _compare("strip-reasoning", "strip", both, work)
-        _compare("merge", "merge", {v: [p, p] for v, p in filtered.items()}, work)
+        _compare("dedupe filtered, ~7k modules", "dedupe", spread, work)
+        _compare("strip-reasoning filtered", "strip", both, work)
+        _compare("merge filtered", "merge", {v: [p, p] for v, p in filtered.items()}, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,10 +35,13 @@ import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer, normalizers
 
+from kbpipe.bpe_fast import TiktokenCounter, tiktoken_for
 from kbpipe.errors import ConfigError, InputError
 
 ReasoningMode = Literal["include", "drop"]
 REASONING_MODES: tuple[str, ...] = ("include", "drop")
+CounterChoice = Literal["auto", "tokenizers"]
+COUNTERS: tuple[str, ...] = ("auto", "tokenizers")
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
@@ -80,6 +84,9 @@ class ChatTokenizer:
     chat_template: str
     special_tokens: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    # "auto": count with tiktoken where it provably gives the same ids
+    # (kbpipe.bpe_fast), else with `tokenizers`; "tokenizers": always the latter.
+    counter: CounterChoice = "auto"
 
     @property
     def template_sha256(self) -> str:
@@ -91,6 +98,7 @@ class ChatTokenizer:
             "source": self.source,
             "vocab_size": self.tokenizer.get_vocab_size(with_added_tokens=True),
             "chat_template_sha256": self.template_sha256,
+            "counter": self._fast.describe(),
         }
 
     def render(
@@ -109,6 +117,20 @@ class ChatTokenizer:
         """
         if not texts:
             return []
+        fast = self._fast
+        if fast.counter is not None:
+            counts = fast.counter.count(texts)
+            if fast.checked:
+                return counts
+            # The first batch is counted both ways before the fast path is trusted.
+            reference = self._count_with_tokenizers(texts)
+            fast.checked = True
+            if counts != reference:
+                fast.give_up("tiktoken and tokenizers disagreed on the first batch")
+            return reference
+        return self._count_with_tokenizers(texts)
+
+    def _count_with_tokenizers(self, texts: Sequence[str]) -> list[int]:
         skip_nfc = self._without_nfc
         if skip_nfc is None:
             return _lengths(self.tokenizer, texts)
@@ -120,6 +142,17 @@ class ChatTokenizer:
             _lengths(self.tokenizer, [t for t, ok in zip(texts, ready, strict=True) if not ok])
         )
         return [next(fast) if ok else next(slow) for ok in ready]
+
+    @cached_property
+    def _fast(self) -> _FastCounter:
+        if self.counter == "tokenizers":
+            return _FastCounter(None, "tokenizers was asked for (--counter tokenizers)")
+        eligibility = tiktoken_for(json.loads(self.tokenizer.to_str()))
+        if eligibility.encoding is None:
+            return _FastCounter(None, eligibility.reason)
+        nfc = isinstance(self.tokenizer.normalizer, normalizers.NFC)
+        threads = os.cpu_count() or 1
+        return _FastCounter(TiktokenCounter(eligibility.encoding, nfc=nfc, threads=threads), "")
 
     @cached_property
     def _without_nfc(self) -> Tokenizer | None:
@@ -206,6 +239,25 @@ class ChatTokenizer:
                     return ()
         clean = (t for t in added if not (t.lstrip or t.rstrip or t.single_word or t.normalized))
         return tuple(t.content for t in clean if t.content)
+
+
+class _FastCounter:
+    """The tiktoken path of one ChatTokenizer: whether it is used, checked, or why not."""
+
+    def __init__(self, counter: TiktokenCounter | None, reason: str) -> None:
+        self.counter = counter
+        self.reason = reason
+        self.checked = False
+
+    def give_up(self, reason: str) -> None:
+        self.counter, self.reason = None, reason
+
+    def describe(self) -> str:
+        if self.counter is not None:
+            return (
+                "tiktoken (same ids as tokenizers for this vocabulary; checked on the first batch)"
+            )
+        return f"tokenizers ({self.reason})"
 
 
 def _lengths(tokenizer: Tokenizer, texts: Sequence[str]) -> list[int]:
@@ -320,6 +372,7 @@ def load_chat_tokenizer(
     *,
     chat_template: Path | None = None,
     token: str | None = None,
+    counter: CounterChoice = "auto",
 ) -> ChatTokenizer:
     """Load a tokenizer and its chat template from a Hub id, a folder or a tokenizer.json.
 
@@ -364,7 +417,9 @@ def load_chat_tokenizer(
     # make the counts lie about how long a sample really is.
     tokenizer.no_truncation()
     tokenizer.no_padding()
-    return ChatTokenizer(tokenizer, template, _special_tokens(config), source=spec_text)
+    return ChatTokenizer(
+        tokenizer, template, _special_tokens(config), source=spec_text, counter=counter
+    )
 
 
 def _looks_like_path(spec: str) -> bool:

@@ -26,8 +26,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kbpipe.chat import (
+    COUNTERS,
     REASONING_MODES,
     ChatTokenizer,
+    CounterChoice,
     CountPlan,
     ReasoningMode,
     load_chat_tokenizer,
@@ -107,6 +109,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the table without rows longer than N tokens to -o FILE",
     )
     g.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the length histogram")
+    g.add_argument(
+        "--counter",
+        choices=COUNTERS,
+        default="auto",
+        help="auto (default): count with tiktoken when the tokenizer is a byte-level BPE "
+        "built from tiktoken ranks, which gives the same ids ~4x faster; tokenizers: always "
+        "count with the tokenizers library",
+    )
     g.add_argument("--batch-rows", type=int, default=BATCH_ROWS, help=argparse.SUPPRESS)
 
 
@@ -133,6 +143,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         plot=args.plot,
         batch_rows=args.batch_rows,
         lineage=resolved.lineage(),
+        counter=args.counter,
     )
     report = json.loads(Path(result.metrics["report"]).read_text(encoding="utf-8"))
     print(format_report(report))
@@ -159,6 +170,7 @@ def seqlen(
     batch_rows: int = BATCH_ROWS,
     progress: bool | None = None,
     lineage: list[dict[str, Any]] | None = None,
+    counter: CounterChoice = "auto",
 ) -> StepResult:
     """Count tokens per row, write the report JSON and per-row Parquet, optionally drop long rows.
 
@@ -173,7 +185,10 @@ def seqlen(
         raise ConfigError("--batch-rows must be at least 1")
     if tokenizer is None:
         tokenizer = load_chat_tokenizer(
-            settings.tokenizer, chat_template=chat_template, token=settings.hf_token
+            settings.tokenizer,
+            chat_template=chat_template,
+            token=settings.hf_token,
+            counter=counter,
         )
     result = StepResult("seqlen", inputs=lineage or _lineage(inputs))
     result.params = {
@@ -187,6 +202,8 @@ def seqlen(
     started = time.perf_counter()
     rows = _count_table(inputs, tokenizer, reasoning, limit, batch_rows, progress)
     count_s = time.perf_counter() - started
+    # Again after counting: the first batch decides which counter was used.
+    result.params["tokenizer"] = tokenizer.describe()
     total_tokens = sum(rows.n_tokens)
     result.rows_in = result.rows_out = len(rows.n_tokens)
     result.metrics = {

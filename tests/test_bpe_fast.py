@@ -1,0 +1,112 @@
+"""The tiktoken counting path: same counts as tokenizers, or not used at all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kbpipe.bpe_fast import tiktoken_for
+from kbpipe.chat import load_chat_tokenizer
+from tests.test_chat import QWEN3_DIR, needs_qwen3, write_tiny_tokenizer
+
+# Text that stresses pre-tokenization: contractions, digit runs, whitespace
+# runs and newlines, punctuation runs, code, CJK, emoji, combining marks
+# (not NFC), and the chat template's added tokens.
+HARD_TEXTS = [
+    "<|im_start|>user\nWrite a Triton kernel for x*y.<|im_end|>\n<|im_start|>assistant\n<think>\n",
+    "I'm sure they'll do it; we've seen it, she'd say... DON'T & WON'T!!",
+    "1234567890 3.14159 0x1f 1e-9 12,345,678",
+    "    indented\n\n\n\ttabs\t\tand  double  spaces   \r\n windows\r\nline ",
+    "@triton.jit\ndef add_kernel(x_ptr, y_ptr, n: tl.constexpr):\n    pid = tl.program_id(0)\n",
+    "数据并行 カーネル 한국어 العربية Ελληνικά",
+    "emoji 🚀🔥👩‍💻 flags 🇫🇷 and e\u0301 o\u0308 (combining) vs é ö",
+    "</think>\n\n<answer>\n```python\nout = a @ b\n```\n</answer><|im_end|>\n",
+    "",
+    " ",
+    "\n",
+    "a" * 5000,
+    "".join(chr(c) for c in range(0x20, 0x250)),
+]
+
+
+def _bpe(ranks: dict[bytes, int], piece: bytes, max_rank: int) -> list[bytes]:
+    """tiktoken's rule on one word, using only tokens ranked below max_rank."""
+    parts = [bytes([b]) for b in piece]
+    while True:
+        best = None
+        for i in range(len(parts) - 1):
+            rank = ranks.get(parts[i] + parts[i + 1])
+            if rank is not None and rank < max_rank and (best is None or rank < best[0]):
+                best = (rank, i)
+        if best is None:
+            return parts
+        i = best[1]
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
+
+
+@needs_qwen3
+def test_qwen3_uses_tiktoken_and_counts_like_tokenizers() -> None:
+    fast = load_chat_tokenizer(QWEN3_DIR)
+    reference = load_chat_tokenizer(QWEN3_DIR, counter="tokenizers")
+
+    assert fast.describe()["counter"].startswith("tiktoken")
+    assert reference.describe()["counter"].startswith("tokenizers (tokenizers was asked for")
+    assert fast.count(HARD_TEXTS) == reference.count(HARD_TEXTS)
+    # Past the first (checked) batch the fast path answers alone.
+    assert fast.count(HARD_TEXTS[::-1]) == reference.count(HARD_TEXTS[::-1])
+    assert fast.describe()["counter"].startswith("tiktoken")
+
+
+@needs_qwen3
+def test_qwen3_merges_are_what_tiktokens_rule_builds() -> None:
+    """Each merge is the last step tiktoken's rule takes to build its token.
+
+    This is how merges are derived from a tiktoken rank file; when it holds for
+    every token, both libraries merge any word the same way, step by step.
+    """
+    spec = json.loads((QWEN3_DIR / "tokenizer.json").read_text(encoding="utf-8"))
+    encoding = tiktoken_for(spec).encoding
+    assert encoding is not None
+    ranks = encoding._mergeable_ranks
+    by_rank = {rank: token for token, rank in ranks.items()}
+    to_bytes = {v: k for k, v in ranks.items()}
+    checked = 0
+    for merge in spec["model"]["merges"]:
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        rank = spec["model"]["vocab"][left + right]
+        token = by_rank[rank]
+        parts = _bpe(ranks, token, rank)
+        assert [ranks[p] for p in parts] == [
+            spec["model"]["vocab"][left],
+            spec["model"]["vocab"][right],
+        ], f"merge {left!r} + {right!r}"
+        assert to_bytes[rank] == b"".join(parts)
+        checked += 1
+    assert checked == len(ranks) - 256
+
+
+def test_a_tokenizer_with_another_normalizer_stays_with_tokenizers(tmp_path: Path) -> None:
+    folder = write_tiny_tokenizer(tmp_path / "tok")
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    spec["normalizer"] = {"type": "Lowercase"}
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+
+    tok = load_chat_tokenizer(folder)
+
+    assert tok.describe()["counter"] == "tokenizers (normalizer is Lowercase, not NFC or none)"
+    text = "<|im_start|>user\nTILE kernel<|im_end|>\n"
+    assert tok.count([text]) == [len(tok.tokenizer.encode(text, add_special_tokens=False))]
+
+
+@needs_qwen3
+def test_first_batch_disagreement_switches_back_to_tokenizers() -> None:
+    tok = load_chat_tokenizer(QWEN3_DIR)
+    tok._fast.counter.count = lambda texts: [0 for _ in texts]  # a broken fast path
+
+    got = tok.count(HARD_TEXTS)
+
+    assert got == [len(tok.tokenizer.encode(t, add_special_tokens=False)) for t in HARD_TEXTS]
+    assert tok.describe()["counter"] == (
+        "tokenizers (tiktoken and tokenizers disagreed on the first batch)"
+    )
+    assert tok.count(HARD_TEXTS[:2]) == got[:2]
