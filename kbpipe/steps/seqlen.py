@@ -150,6 +150,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     m = result.metrics
     print(f"\ncounted {m['total_tokens']:,} tokens in {m['count_s']:.1f}s", end="")
     print(f" ({m['tokens_per_s'] / 1e6:.2f} M tokens/s)" if m["tokens_per_s"] else "")
+    print(f"counter: {report['tokenizer_info']['counter']}")
     print(f"wrote {m['report']}")
     print("\n".join(result.summary_lines()))
     return 0
