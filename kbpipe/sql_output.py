@@ -69,6 +69,21 @@ def write_relation_to(rel: duckdb.DuckDBPyRelation, path: Path, fmt: str) -> int
     return n_rows
 
 
+def iter_dicts(
+    con: duckdb.DuckDBPyConnection, name: str, batch_rows: int = ROW_GROUP_ROWS, **params: Any
+) -> Iterator[dict[str, Any]]:
+    """The rows of `sql/<name>.sql` as dicts, streamed batch_rows at a time."""
+    cursor = con.cursor()
+    try:
+        cursor.execute(sql.load(name), params or None)
+        columns = [d[0] for d in cursor.description]
+        while rows := cursor.fetchmany(batch_rows):
+            for row in rows:
+                yield dict(zip(columns, row, strict=True))
+    finally:
+        cursor.close()
+
+
 def write_ordered(
     con: duckdb.DuckDBPyConnection,
     rel: duckdb.DuckDBPyRelation,

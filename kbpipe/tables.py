@@ -168,15 +168,18 @@ def write_json(data: Any, dest: Path) -> Path:
 
 
 def write_rejects(rows: Iterable[dict[str, Any]], dest: Path) -> int:
-    """Write rejected rows (each with a `reason`) as JSONL; remove a stale file when none."""
-    rows = list(rows)
-    if not rows:
-        Path(dest).unlink(missing_ok=True)
-        return 0
+    """Write rejected rows (each with a `reason`) as JSONL; remove a stale file when none.
+
+    Rows are streamed, so an iterator over a large result never sits in memory whole.
+    """
+    n_rows = 0
     with atomic_output(dest) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-    return len(rows)
+            n_rows += 1
+    if not n_rows:
+        Path(dest).unlink()  # no rejects: no file, not even a stale one
+    return n_rows
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,20 +1,27 @@
--- grain: one row per input rollout listed in missing_answer_rows (made from
--- rows_missing_answer.sql), with the reason first, every input column, and
--- output_row = its position in input order; rows come out unordered and
--- kbpipe.sql_output.write_ordered puts them in that order (the rejects of
--- strip-reasoning --on-missing drop). The join on input_row is pushed into
--- the scan, so only these rows' wide columns are read.
-with missing as (
-    select input_row, output_row from missing_answer_rows
+-- grain: one row per input rollout whose first completion message has no
+-- <answer>...</answer> block (or no message or content at all), in input
+-- order (a filtered scan keeps it), with the reason first and every input
+-- column: the rejects of strip-reasoning --on-missing drop. The test is the
+-- one rows_missing_answer.sql and completion_answer_only.sql use. One scan
+-- of the input, rather than listing the rows first and fetching them: the
+-- reasoning beside each answer is decompressed either way.
+with rollouts as (
+    select * from input_rows
 ),
 
 final as (
     select
         'no <answer>...</answer> in completion[0].content' as reason,
-        input_rows.* exclude (input_row),
-        missing.output_row
-    from input_rows
-    inner join missing on input_rows.input_row = missing.input_row
+        * exclude (input_row)
+    from rollouts
+    where not coalesce(
+        strpos(completion[1].content, '<answer>') > 0
+        and strpos(
+            substr(completion[1].content, strpos(completion[1].content, '<answer>') + 8),
+            '</answer>'
+        ) > 0,
+        false
+    )
 )
 
 select * from final

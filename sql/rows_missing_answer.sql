@@ -1,14 +1,13 @@
 -- grain: one row per input rollout whose first completion message has no
 -- <answer>...</answer> block (or no message or content at all), in input
--- order: its input_row, example_id and output_row (its position among
--- these rows) only. The test is the one
--- completion_answer_only.sql filters on (a </answer> after the first
--- <answer>), so these are exactly the rows that step left out.
+-- order: its input_row and example_id only, for the error that names them.
+-- The test is the one completion_answer_only.sql filters on (a </answer>
+-- after the first <answer>), so these are exactly the rows that step left out.
 with rollouts as (
     select input_row, example_id, completion[1].content as content from input_rows
 ),
 
-missing as (
+final as (
     select input_row, example_id
     from rollouts
     where not coalesce(
@@ -16,14 +15,6 @@ missing as (
         and strpos(substr(content, strpos(content, '<answer>') + 8), '</answer>') > 0,
         false
     )
-),
-
-final as (
-    select
-        input_row,
-        example_id,
-        row_number() over (order by input_row) - 1 as output_row
-    from missing
 )
 
 select * from final

@@ -23,7 +23,7 @@ from kbpipe import sql, sql_output
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
 from kbpipe.steps.base import StepResult, publish_if_requested, resolve_input
-from kbpipe.tables import atomic_output, sidecar, table_format
+from kbpipe.tables import atomic_output, table_format
 
 TABLES = ("source", "filtered", "unique")
 ON_MISSING = ("error", "drop")
@@ -79,7 +79,7 @@ def strip_reasoning(
             if n_missing:
                 _handle_missing(con, table, output, result, n_missing, on_missing)
     result.drop(MISSING_ANSWER, n_missing)
-    if result.rejects is None:
+    if not n_missing:
         result.write_rejects([])  # removes a stale rejects file
     return result.finish(settings)
 
@@ -93,21 +93,17 @@ def _handle_missing(
     on_missing: str,
 ) -> None:
     """Fail naming the rows without an answer, or write them to the rejects file."""
-    sql.run(con, "rows_missing_answer").create("missing_answer_rows")
     if on_missing == "error":
-        rows = con.table("missing_answer_rows").project("example_id").limit(sql.SHOW_IDS)
+        rows = sql.run(con, "rows_missing_answer").project("example_id").limit(sql.SHOW_IDS)
         first = [example_id for (example_id,) in rows.fetchall()]
         raise InputError(
             f"{table.label}: {n_missing} row(s) have no <answer>...</answer> in "
             f"completion[0].content: example_id {sql.format_ids(first, n_missing)}; "
             "pass --on-missing drop to move them to a rejects file"
         )
-    # Written by DuckDB: the rejects are whole rows, ~60 KB each.
-    result.rejects = sidecar(output, "rejects")
-    rejects = sql.run(con, "missing_answer_rejects")
-    sql_output.write_ordered(
-        con, rejects, result.rejects, n_rows=n_missing, row_bytes=table.row_bytes
-    )
+    n_rejects = result.write_rejects(sql_output.iter_dicts(con, "missing_answer_rejects"))
+    if n_rejects != n_missing:
+        raise AssertionError(f"{n_missing} rows had no answer but {n_rejects} were rejected")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
