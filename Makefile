@@ -62,7 +62,7 @@ DUCKDB_CODE = kbpipe/sql.py kbpipe/sql_output.py sql/input_rows_from_parquet.sql
               sql/input_rows_from_parquet_file.sql \
               sql/input_rows_from_jsonl.sql
 STRIP_CODE = kbpipe/steps/strip_reasoning.py sql/completion_answer_only.sql \
-             sql/rows_missing_answer.sql $(DUCKDB_CODE) $(CODE)
+             sql/rows_missing_answer.sql sql/missing_answer_rejects.sql $(DUCKDB_CODE) $(CODE)
 
 EVALS     := $(OUT)/evals_dataset.parquet
 FILTERED  := $(OUT)/filtered_dataset.parquet
@@ -96,6 +96,7 @@ $(SYNTHETIC): $(KERNELBOOK) kbpipe/steps/prompts.py $(wildcard kbpipe/rater/*.py
 	$(KBPIPE) prompts $(if $(KERNELBOOK),-i $(KERNELBOOK),) --rater $(RATER) -o $@ $(UPLOAD_FLAGS)
 
 $(UNIQUE): $(FILTERED) kbpipe/steps/dedupe.py sql/unique_best_per_module.sql \
+           sql/unique_winners.sql sql/unique_top_rows.sql \
            sql/rows_missing_reward.sql sql/unique_summary.sql sql/ordered_rows_bucketed.sql \
            $(DUCKDB_CODE) $(CODE)
 	$(KBPIPE) dedupe -i $< -o $@ $(UPLOAD_FLAGS)
