@@ -101,7 +101,7 @@ $(UNIQUE): $(FILTERED) kbpipe/steps/dedupe.py sql/unique_best_per_module.sql \
            $(DUCKDB_CODE) $(CODE)
 	$(KBPIPE) dedupe -i $< -o $@ $(UPLOAD_FLAGS)
 
-$(SEQLEN): $(FILTERED) kbpipe/steps/seqlen.py kbpipe/chat.py $(CODE) \
+$(SEQLEN): $(FILTERED) kbpipe/steps/seqlen.py kbpipe/chat.py kbpipe/bpe_fast.py $(CODE) \
           $(if $(filter $(QWEN3_DIR),$(SEQLEN_TOKENIZER)),$(QWEN3_TOKENIZER))
 	$(KBPIPE) seqlen -i $< --no-upload $(SEQLEN_FLAGS)
 
