@@ -186,11 +186,8 @@ class InputTable:
         """Uncompressed size of an average row, to size sql_output.write_ordered's buckets."""
         if table_format(self.paths[0]) == "jsonl":
             return sum(p.stat().st_size for p in self.paths) // self.n_rows + 1
-        [(total,)] = self.con.execute(
-            "select sum(total_uncompressed_size) from parquet_metadata($paths)",
-            {"paths": [str(p) for p in self.paths]},
-        ).fetchall()
-        return int(total or 0) // self.n_rows + 1
+        footers = run(self.con, "parquet_footer", paths=[str(p) for p in self.paths]).fetchall()
+        return sum(int(size or 0) for _, size in footers) // self.n_rows + 1
 
     def _type(self, column: str) -> duckdb.DuckDBPyType:
         if column not in self.types:
@@ -278,7 +275,7 @@ def open_input(
 def _check_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Fail with the path when a file is not Parquet; reads only the footer."""
     try:
-        con.execute("select 1 from parquet_file_metadata($path)", {"path": str(path)}).fetchall()
+        run(con, "parquet_footer", paths=[str(path)]).fetchall()
     except _INPUT_ERRORS as exc:
         raise InputError(f"{path}: not a Parquet file ({_first_line(exc)})") from exc
 

@@ -1,10 +1,11 @@
 """Write DuckDB results to Parquet or JSONL files, atomically and in bounded memory.
 
-Parquet is written by DuckDB's own COPY, which streams and encodes row groups
-on every core. JSONL, and `write_ordered`, take the rows out as Arrow batches
-instead: `write_ordered` puts wide rows in a given order without DuckDB's sort,
-which runs out of memory instead of spilling on rows holding ~60 KB strings.
-pyarrow is imported only on those paths, to keep a step's start-up short.
+Parquet and JSONL are written by DuckDB's own COPY, which streams and encodes
+row groups on every core. `write_ordered` puts wide rows in a given order;
+past a size where DuckDB's sort runs out of memory instead of spilling (rows
+holding ~60 KB strings), it takes them out as Arrow batches and sorts them
+through bucket files. pyarrow is imported only on that path, to keep a step's
+start-up short.
 """
 
 from __future__ import annotations
