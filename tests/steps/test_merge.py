@@ -127,3 +127,16 @@ def test_an_empty_run_is_an_error_and_writes_nothing(
     with pytest.raises(InputError, match=f"{empty}: no rows .* synthetic run"):
         merge(base, empty, out, settings)
     assert not out.exists()
+
+
+def test_runs_in_different_formats_are_an_error(
+    tmp_path: Path, settings: Settings, evals_row, to_parquet
+) -> None:
+    base = to_parquet([evals_row(1)], tmp_path / "b.parquet")
+    synthetic = tmp_path / "s.jsonl"
+    synthetic.write_text(json.dumps(pq.read_table(base).to_pylist()[0]) + "\n")
+    out = tmp_path / "merged.parquet"
+
+    with pytest.raises(InputError, match="inputs mix Parquet and JSONL"):
+        merge(base, synthetic, out, settings)
+    assert not out.exists()
