@@ -131,6 +131,11 @@ def session(near: Path, **options: Any) -> Iterator[duckdb.DuckDBPyConnection]:
         shutil.rmtree(spill, ignore_errors=True)
 
 
+def define(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Run `sql/<name>.sql`, a statement that creates a macro the other statements use."""
+    con.execute(load(name))
+
+
 def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> duckdb.DuckDBPyRelation:
     """A lazy relation for `sql/<name>.sql` with its `$parameters` bound."""
     return con.sql(load(name), params=params or None)

@@ -12,18 +12,8 @@ answers as (
     select
         *,
         regexp_extract(completion[1].content, '(?s)<answer>.*?</answer>') as answer_block,
-        -- Whether that regex matches, by two plain searches: the leftmost
-        -- match starts at the first <answer> whenever any match exists, so
-        -- there is one exactly when a </answer> follows the first <answer>.
-        -- DuckDB would otherwise run the regex twice, once for this filter.
-        coalesce(
-            strpos(completion[1].content, '<answer>') > 0
-            and strpos(
-                substr(completion[1].content, strpos(completion[1].content, '<answer>') + 8),
-                '</answer>'
-            ) > 0,
-            false
-        ) as has_answer
+        -- the same test as the regex, without running it twice (has_answer_block.sql)
+        has_answer_block(completion[1].content) as has_answer
     from rollouts
 ),
 

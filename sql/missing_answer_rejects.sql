@@ -1,8 +1,8 @@
 -- grain: one row per input rollout whose first completion message has no
 -- <answer>...</answer> block (or no message or content at all), in input
 -- order (a filtered scan keeps it), with the reason first and every input
--- column: the rejects of strip-reasoning --on-missing drop. The test is the
--- one rows_missing_answer.sql and completion_answer_only.sql use. One scan
+-- column: the rejects of strip-reasoning --on-missing drop (the test is
+-- has_answer_block.sql's, as in completion_answer_only.sql). One scan
 -- of the input, rather than listing the rows first and fetching them: the
 -- reasoning beside each answer is decompressed either way.
 with rollouts as (
@@ -14,14 +14,7 @@ final as (
         'no <answer>...</answer> in completion[0].content' as reason,
         * exclude (input_row)
     from rollouts
-    where not coalesce(
-        strpos(completion[1].content, '<answer>') > 0
-        and strpos(
-            substr(completion[1].content, strpos(completion[1].content, '<answer>') + 8),
-            '</answer>'
-        ) > 0,
-        false
-    )
+    where not has_answer_block(completion[1].content)
 )
 
 select * from final

@@ -70,6 +70,7 @@ def strip_reasoning(
         table = sql.open_input(con, resolved.paths, limit=limit)
         table.require("example_id")
         table.require_messages("completion")
+        sql.define(con, "has_answer_block")
         result.rows_in = table.n_rows
         with sql.reading(table.label), atomic_output(output) as tmp:
             result.rows_out = sql_output.write_relation_to(
