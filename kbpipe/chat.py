@@ -146,7 +146,7 @@ class ChatTokenizer:
     @cached_property
     def _fast(self) -> _FastCounter:
         if self.counter == "tokenizers":
-            return _FastCounter(None, "tokenizers was asked for (--counter tokenizers)")
+            return _FastCounter(None, "asked for with --counter tokenizers")
         eligibility = tiktoken_for(json.loads(self.tokenizer.to_str()))
         if eligibility.encoding is None:
             return _FastCounter(None, eligibility.reason)

@@ -383,6 +383,24 @@ def test_cli_prints_the_report_and_writes_json_rows_and_png(
     assert pq.read_table(cli_env / "out/m/seqlen_filtered.parquet").num_rows == 3
 
 
+@needs_qwen3
+def test_cli_counter_choice_gives_the_same_counts_and_is_reported(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write([row(i, w) for i, w in enumerate([1, 40, 300])], cli_env / "filtered.parquet")
+    counted = {}
+    for counter in ("auto", "tokenizers"):
+        argv = ["seqlen", "-i", str(table), "--tokenizer", str(QWEN3_DIR), "--counter", counter]
+        assert main([*argv, "--data-model", counter, "--output-dir", "out"]) == 0
+        report = json.loads((cli_env / f"out/{counter}/seqlen_filtered.json").read_text())
+        lengths = pq.read_table(cli_env / f"out/{counter}/seqlen_filtered.parquet")
+        counted[counter] = (lengths["n_tokens"].to_pylist(), report["tokenizer_info"]["counter"])
+    assert counted["auto"][0] == counted["tokenizers"][0]
+    assert counted["auto"][1].startswith("tiktoken")
+    assert counted["tokenizers"][1] == "tokenizers (asked for with --counter tokenizers)"
+    assert "counter: tiktoken" in capsys.readouterr().out
+
+
 def test_cli_unique_reads_the_unique_table_by_default(
     cli_env: Path, tok_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
