@@ -1,12 +1,13 @@
 """Exact token counts at tiktoken's speed, for byte-level BPE tokenizers built from tiktoken ranks.
 
 Counting is the cost of `kbpipe seqlen`: `tokenizers` encodes ~1.8 M tokens/s
-on two cores here, tiktoken ~8 M. Many byte-level BPE tokenizers on the Hub
-(Qwen2 and Qwen3, Llama 3, ...) were converted from tiktoken rank files: every
+on two cores here, tiktoken ~8 M. Some byte-level BPE tokenizers on the Hub
+(Qwen2 and Qwen3 among them) were converted from tiktoken rank files: every
 non-byte token has exactly one merge, and merges come in rank (id) order. For
 those, tiktoken's rule (merge the adjacent pair whose result has the lowest
 rank) and the `tokenizers` rule (apply the pair with the lowest merge index)
-pick the same merges, so the ids are the same.
+pick the same merges, so the ids are the same. (Llama 3's tokenizer.json sets
+`ignore_merges`, which changes the rule, so it stays with `tokenizers`.)
 
 `tiktoken_for` checks that shape in the tokenizer's JSON and builds the
 equivalent `tiktoken.Encoding`; anything else (a normalizer other than NFC,
