@@ -1,11 +1,12 @@
 """Write DuckDB results to Parquet or JSONL files, atomically and in bounded memory.
 
-Parquet and JSONL are written by DuckDB's own COPY, which streams and encodes
-row groups on every core. `write_ordered` puts wide rows in a given order;
-past a size where DuckDB's sort runs out of memory instead of spilling (rows
-holding ~60 KB strings), it takes them out as Arrow batches and sorts them
-through bucket files. pyarrow is imported only on that path, to keep a step's
-start-up short.
+Parquet is written by DuckDB's own COPY, which streams and encodes row groups
+on every core. JSONL leaves DuckDB as Arrow batches, since DuckDB's JSON
+writer runs out of memory on wide rows. `write_ordered` puts wide rows in a
+given order; past a size where DuckDB's sort runs out of memory instead of
+spilling (rows holding ~60 KB strings), it takes them out as Arrow batches and
+sorts them through bucket files. pyarrow and polars are imported only on those
+paths, to keep a step's start-up short.
 """
 
 from __future__ import annotations
@@ -36,9 +37,6 @@ COPY_TO_PARQUET = (
     f"row_group_size {ROW_GROUP_ROWS}, row_group_size_bytes {32 * 1024 * 1024}, "
     f"string_dictionary_page_size_limit {1024 * 1024})"
 )
-# One JSON object per line, in the relation's order.
-COPY_TO_JSONL = "copy (select * from kbpipe_output) to {path} (format json)"
-COPY_TO = {"parquet": COPY_TO_PARQUET, "jsonl": COPY_TO_JSONL}
 
 # write_ordered sorts this much of a table in memory at a time. On the 8k-row
 # benchmark table (470 MB of unique rows) 32 MB ran fastest, with a 610 MB peak
@@ -64,10 +62,15 @@ def write_relation_to(rel: duckdb.DuckDBPyRelation, path: Path, fmt: str) -> int
     order). It marks a column REQUIRED when DuckDB can prove it holds no nulls;
     readers treat that as the same type.
     """
-    # The relation API binds no parameters; the path is quoted instead.
-    copy = COPY_TO[fmt].format(path=sql.quote_literal(str(path)))
-    [(n_rows,)] = rel.query("kbpipe_output", copy).fetchall()
-    return n_rows
+    if fmt == "parquet":
+        # The relation API binds no parameters; the path is quoted instead.
+        copy = COPY_TO_PARQUET.format(path=sql.quote_literal(str(path)))
+        [(n_rows,)] = rel.query("kbpipe_output", copy).fetchall()
+        return n_rows
+    # DuckDB's JSON writer buffers rows and ran out of memory at the 512 MB
+    # limit on the 18k-row table; Arrow batches stream in bounded memory.
+    reader = rel.to_arrow_reader(ROW_GROUP_ROWS)
+    return _write_batches(reader, reader.schema, path, fmt)
 
 
 def iter_dicts(
