@@ -44,6 +44,7 @@ MEMORY_LIMIT = "512MB"
 # The column open_input adds: the row's position in the input, file by file.
 INPUT_ROW = "input_row"
 # How input_rows_from_parquet.sql numbers rows: file_index * stride + row in file.
+# Bound into that SQL, and used by InputTable.first_input_row.
 PARQUET_FILE_STRIDE = 2**32
 
 # How many offending example_ids an error message lists before "and N more".
@@ -261,8 +262,13 @@ def open_input(
             raise InputError(f"{p}: empty file (no rows)")
     label = paths_label(paths)
     with reading(label):
-        source = "parquet_file" if fmt == "parquet" and len(paths) == 1 else fmt
-        rel = run(con, f"input_rows_from_{source}", paths=[str(p) for p in paths])
+        names = [str(p) for p in paths]
+        if fmt == "jsonl":
+            rel = run(con, "input_rows_from_jsonl", paths=names)
+        elif len(paths) == 1:
+            rel = run(con, "input_rows_from_parquet_file", paths=names)
+        else:
+            rel = run(con, "input_rows_from_parquet", paths=names, file_stride=PARQUET_FILE_STRIDE)
         if limit is not None:
             # Not in the SQL: a limit clause, even `limit null`, stops filters
             # from being pushed into the Parquet scan.

@@ -23,3 +23,12 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample")
     write_sample(out, n_rows=240, reasoning_bytes=4000, seed=0)
     return out
+
+
+@pytest.fixture
+def con(tmp_path: Path):
+    """A DuckDB session as the steps open it, spilling beside tmp_path/out.parquet."""
+    from kbpipe import sql
+
+    with sql.session(tmp_path / "out.parquet") as connection:
+        yield connection

@@ -54,12 +54,6 @@ def test_wheel_ships_the_sql_files() -> None:
     assert '"sql" = "kbpipe/sql_files"' in pyproject
 
 
-@pytest.fixture
-def con(tmp_path: Path):
-    with sql.session(tmp_path / "out.parquet") as connection:
-        yield connection
-
-
 def test_open_input_numbers_rows_across_files_in_the_order_given(tmp_path: Path, con) -> None:
     b = tmp_path / "b.parquet"
     a = tmp_path / "a.parquet"

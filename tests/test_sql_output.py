@@ -12,12 +12,6 @@ import pytest
 from kbpipe import sql, sql_output
 
 
-@pytest.fixture
-def con(tmp_path: Path):
-    with sql.session(tmp_path / "out.parquet") as connection:
-        yield connection
-
-
 def test_write_relation_is_atomic_and_keeps_nested_types(tmp_path: Path, con) -> None:
     src = tmp_path / "in.parquet"
     table = pa.table(
