@@ -62,7 +62,7 @@ DUCKDB_CODE = kbpipe/sql.py kbpipe/sql_output.py sql/input_rows_from_parquet.sql
               sql/input_rows_from_parquet_file.sql \
               sql/input_rows_from_jsonl.sql
 STRIP_CODE = kbpipe/steps/strip_reasoning.py sql/completion_answer_only.sql \
-             sql/rows_missing_answer.sql sql/missing_answer_rejects.sql sql/has_answer_block.sql \
+             sql/rows_missing_answer.sql sql/missing_answer_rejects.sql sql/has_answer_block.sql sql/answer_block.sql \
              $(DUCKDB_CODE) $(CODE)
 
 EVALS     := $(OUT)/evals_dataset.parquet

@@ -1,28 +1,29 @@
 -- grain: one row per input rollout whose first completion message contains
--- <answer>...</answer>, in input order. completion becomes that one message
--- with content = the first, shortest <answer>...</answer> block ((?s): dot
--- matches newline; RE2's leftmost non-greedy match equals Python's
--- re.search(r"<answer>(.*?)</answer>", s, re.DOTALL)). The role is kept and
--- every other message key (reasoning) goes; all other columns are untouched.
+-- <answer>...</answer> (has_answer_block.sql), in input order. completion
+-- becomes that one message with content = the first, shortest
+-- <answer>...</answer> block (answer_block.sql: what Python's
+-- re.search(r"<answer>(.*?)</answer>", s, re.DOTALL) finds). The role is kept
+-- and every other message key (reasoning) goes; all other columns are
+-- untouched. Reads input_rows_lean, whose messages hold only role
+-- and content (kbpipe.sql.open_lean_input).
 with rollouts as (
-    select * from input_rows
+    select * from input_rows_lean
 ),
 
-answers as (
-    select
-        *,
-        regexp_extract(completion[1].content, '(?s)<answer>.*?</answer>') as answer_block,
-        -- the same test as the regex, without running it twice (has_answer_block.sql)
-        has_answer_block(completion[1].content) as has_answer
-    from rollouts
+answered as (
+    -- the cheap test as the filter, so the block is cut out of kept rows only
+    select * from rollouts
+    where has_answer_block(completion[1].content)
 ),
 
 final as (
     select
-        * exclude (input_row, answer_block, has_answer)
-        replace ([{'role': completion[1].role, 'content': answer_block}] as completion)
-    from answers
-    where has_answer
+        * exclude (input_row)
+        replace (
+            [{'role': completion[1].role, 'content': answer_block(completion[1].content)}]
+            as completion
+        )
+    from answered
 )
 
 select * from final

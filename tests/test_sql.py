@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -106,6 +107,78 @@ def test_open_input_rejects_missing_files_mixed_formats_and_bad_limits(tmp_path:
         sql.open_input(con, [parquet, tmp_path / "b.jsonl"])
     with pytest.raises(ConfigError, match="at least 1"):
         sql.open_input(con, [parquet], limit=0)
+
+
+# -- open_lean_input: the messages cut to some fields, the rest of the row as is --
+
+MESSAGES = pa.list_(
+    pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string())])
+)
+
+
+def _rollouts(ids: range, *, split: bool = False) -> pa.Table:
+    columns = {
+        "example_id": pa.array(list(ids), pa.int64()),
+        "completion": pa.array(
+            [[{"role": "assistant", "content": f"c{i} é", "reasoning": "r" * i}] for i in ids],
+            MESSAGES,
+        ),
+        "info": pa.array([{"module_name": f"M{i % 3}"} for i in ids]),
+    }
+    if split:
+        columns["split"] = pa.array(["train"] * len(ids))
+    return pa.table(columns)
+
+
+# What the lean view must equal: DuckDB's own rows, each message cut to role and content.
+FULL_ROWS_CUT = """
+    select * replace (
+        list_transform(completion, lambda m: {'role': m.role, 'content': m.content}) as completion
+    )
+    from input_rows
+    order by input_row
+"""
+
+
+@pytest.mark.parametrize("limit", [None, 4, 7])
+def test_lean_input_streams_parquet_leaves_in_input_order(tmp_path: Path, con, limit) -> None:
+    first, second = tmp_path / "b.parquet", tmp_path / "a.parquet"
+    pq.write_table(_rollouts(range(5)), first, row_group_size=2)
+    # pyarrow's non-compliant list naming spells the leaves completion.list.item.*
+    pq.write_table(_rollouts(range(5, 9)), second, use_compliant_nested_type=False)
+    table = sql.open_input(con, [first, second], limit=limit)
+    expected = con.sql(FULL_ROWS_CUT).fetchall()
+
+    assert sql.open_lean_input(table, "lean", messages="completion", fields=("role", "content"))
+
+    rel = con.sql("select * from lean")
+    lean_message = duckdb.struct_type({"role": "VARCHAR", "content": "VARCHAR"})
+    assert dict(zip(rel.columns, rel.types, strict=True))["completion"] == duckdb.list_type(
+        lean_message
+    )
+    assert rel.fetchall() == expected
+    assert len(expected) == (limit or 9)
+    # One scan only: a second one fails loudly instead of finding no rows.
+    with pytest.raises(Exception, match="already been consumed"):
+        con.sql("select count(*) from lean").fetchall()
+
+
+def test_lean_input_falls_back_to_the_plain_view(tmp_path: Path, con) -> None:
+    # Files whose schemas differ: DuckDB unions them by name, pyarrow could not.
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(_rollouts(range(3)), first)
+    pq.write_table(_rollouts(range(3, 5), split=True), second)
+    table = sql.open_input(con, [first, second])
+    assert not sql.open_lean_input(table, "lean", messages="completion", fields=("role",))
+    assert (
+        con.sql("select * from lean").fetchall() == con.sql("select * from input_rows").fetchall()
+    )
+
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text(json.dumps({"completion": [{"role": "a", "content": "b"}]}) + "\n")
+    table = sql.open_input(con, [jsonl])
+    assert not sql.open_lean_input(table, "lean", messages="completion", fields=("role",))
+    assert con.sql("select completion from lean").fetchall() == [([{"role": "a", "content": "b"}],)]
 
 
 def test_format_ids_lists_twenty_then_counts_the_rest() -> None:

@@ -7,9 +7,10 @@ holding the first non-greedy `<answer>(.*?)</answer>` of `completion[0].content`
 
 A row without the tags is an error listing the offending example_ids, as the
 seed raised; `--on-missing drop` instead moves those rows to the rejects file.
-The happy path reads the input once: rows are written to a temp file, and
-only when fewer rows came out than went in is the input scanned again for the
-rows that had no answer.
+The happy path reads the input once, and from Parquet only the messages'
+role and content, never the reasoning (`sql.open_lean_input`): rows are
+written to a temp file, and only when fewer rows came out than went in is the
+whole input scanned for the rows that had no answer.
 """
 
 from __future__ import annotations
@@ -70,9 +71,12 @@ def strip_reasoning(
         table = sql.open_input(con, resolved.paths, limit=limit)
         table.require("example_id")
         table.require_messages("completion")
-        sql.define(con, "has_answer_block")
+        sql.define(con, "has_answer_block", "answer_block")
         result.rows_in = table.n_rows
         with sql.reading(table.label), atomic_output(output) as tmp:
+            sql.open_lean_input(
+                table, "input_rows_lean", messages="completion", fields=("role", "content")
+            )
             result.rows_out = sql_output.write_relation_to(
                 sql.run(con, "completion_answer_only"), tmp, table_format(output)
             )

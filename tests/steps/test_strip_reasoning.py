@@ -112,6 +112,41 @@ def test_on_missing_drop_moves_rows_to_rejects(
     assert reject["reason"] == "no <answer>...</answer> in completion[0].content"
 
 
+@pytest.mark.parametrize("limit", [None, 5])
+def test_parquet_shards_and_jsonl_give_the_same_rows_in_order(
+    tmp_path: Path, settings: Settings, evals_row, to_parquet, limit
+) -> None:
+    # Parquet is read leaf by leaf (no reasoning), JSONL whole: same rows out.
+    rows = [
+        evals_row(i, content="no tags" if i % 3 == 1 else f"思 <answer>k{i}</answer>")
+        for i in range(8)
+    ]
+    shards = [to_parquet(rows[:4], tmp_path / "b.parquet"), tmp_path / "a.parquet"]
+    pq.write_table(
+        pa.Table.from_pylist(rows[4:], pq.read_schema(shards[0])), shards[1], row_group_size=2
+    )
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    outs = {}
+    for name, inputs in (("parquet", shards), ("jsonl", [jsonl])):
+        out = tmp_path / name / "no_reasoning.parquet"
+        result = strip_reasoning(inputs, out, settings, on_missing="drop", limit=limit)
+        rejects = sidecar(out, "rejects").read_text().splitlines()
+        outs[name] = (pq.read_table(out).to_pylist(), [json.loads(r) for r in rejects], result)
+
+    kept, rejects, result = outs["parquet"]
+    n = limit or len(rows)
+    assert [r["example_id"] for r in kept] == [i for i in range(n) if i % 3 != 1]
+    assert [r["completion"][0]["content"] for r in kept][:2] == [
+        "<answer>k0</answer>",
+        "<answer>k2</answer>",
+    ]
+    assert [r["example_id"] for r in rejects] == [i for i in range(n) if i % 3 == 1]
+    assert rejects[0]["completion"] == rows[1]["completion"]  # reasoning and all
+    assert (result.rows_in, result.rows_out) == (n, len(kept))
+    assert outs["jsonl"][:2] == (kept, rejects)
+
+
 def test_wrong_completion_type_is_named(tmp_path: Path, settings: Settings) -> None:
     src = tmp_path / "f.parquet"
     pq.write_table(pa.table({"example_id": [0], "completion": ["<answer>x</answer>"]}), src)
