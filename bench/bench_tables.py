@@ -7,8 +7,9 @@ merge `source` (the table as both runs). Then dedupe, strip-reasoning and merge
 run again in pipeline order, on the filter step's 8k-row output. The
 baselines do what the seed scripts did: load the whole JSONL with
 `json.loads`, loop in Python, write JSONL with `json.dumps`. Every variant runs
-in a fresh process on the same rows in the same run, and the outputs are
-checked to hold the same rows in the same order. This module imports only the
+in a fresh process on the same rows in the same run, the baseline and kbpipe
+in turn REPEATS times (the tables show each one's median run), and the
+outputs are checked to hold the same rows in the same order. This module imports only the
 standard library at the top, so a baseline process pays for nothing it does
 not use.
 """
@@ -16,15 +17,18 @@ not use.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from bench.data import evals_parquet
-from bench.harness import DATA_DIR, measure, print_table, python_cmd
+from bench.harness import DATA_DIR, measure, median_of, print_table, python_cmd
 
 THRESHOLD = 0.85
+# Runs of each variant per step (BENCH_REPEATS): the tables report the median.
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
@@ -192,22 +196,28 @@ def evals_jsonl() -> Path:
 
 
 def _compare(title: str, func: str, inputs: dict[str, list[Path]], work: Path) -> dict[str, Path]:
-    """Measure the baseline and kbpipe on the same rows; print the table; return the outputs."""
+    """Measure the baseline and kbpipe on the same rows; print the table; return the outputs.
+
+    The two run in turn REPEATS times, so both see the same drift of the
+    machine; each row is the median run.
+    """
     slug = re.sub(r"\W+", "_", title)
     outs = {"baseline": work / f"baseline_{slug}.jsonl", "kbpipe": work / f"kbpipe_{slug}.parquet"}
-    rows = []
-    for variant, label in (
-        ("baseline", "baseline: json load-loop-dump"),
-        ("kbpipe", f"kbpipe {func} (DuckDB)"),
-    ):
-        args = [str(p) for p in inputs[variant]] + [str(outs[variant])]
-        rows.append(measure(label, python_cmd(f"bench.bench_tables:{variant}_{func}", *args)))
+    labels = {"baseline": "baseline: json load-loop-dump", "kbpipe": f"kbpipe {func} (DuckDB)"}
+    runs: dict[str, list] = {variant: [] for variant in outs}
+    for _ in range(REPEATS):
+        for variant, label in labels.items():
+            args = [str(p) for p in inputs[variant]] + [str(outs[variant])]
+            cmd = python_cmd(f"bench.bench_tables:{variant}_{func}", *args)
+            runs[variant].append(measure(label, cmd))
+    rows = [median_of(runs[variant]) for variant in outs]
     # The step's own clock: the wall time less interpreter start-up and imports.
     stats = json.loads(outs["kbpipe"].with_name(outs["kbpipe"].name + ".stats.json").read_text())
     for m, variant in zip(rows, outs, strict=True):
         m.figures = {
             "rows/s": stats["rows_in"] / m.wall_s,
             "out MB": outs[variant].stat().st_size / 1e6,
+            **m.figures,
         }
     rows[1].figures["step s"] = stats["wall_s"]
     print_table(f"{title}: {stats['rows_in']:,} rows in", rows, baseline=rows[0].name)
