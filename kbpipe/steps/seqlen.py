@@ -37,7 +37,7 @@ from kbpipe.chat import (
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.length_report import REASONING_WORD, format_report, plot_histogram, summarize
-from kbpipe.steps.base import StepResult, describe_input, resolve_input
+from kbpipe.steps.base import StepResult, describe_input, resolve_input, settled
 from kbpipe.tables import (
     ParquetStreamWriter,
     atomic_output,
@@ -464,7 +464,7 @@ def _report(
         else "0: the reasoning was dropped before counting"
     )
     report["tokenizer_info"] = tok.describe()
-    report["inputs"] = result.inputs
+    report["inputs"] = settled(result.inputs)
     report["per_row"] = str(rows_path)
     return report
 
