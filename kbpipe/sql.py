@@ -40,7 +40,7 @@ _SQL_DIRS = (
 
 # DuckDB's buffer pool, not the whole process: Python and Arrow batches come
 # on top. Near its limit DuckDB evicts and reallocates buffers over and over:
-# at 512 MB, merging the 18k-row table twice spent as much CPU time in the
+# at 512 MB, merging the 18k-row table with itself spent as much CPU time in the
 # kernel (page faults) as in user space, and took 3.1-4.2 s; at 1 GB it took
 # 2.5-3.0 s. The benchmark steps peak at 0.2-0.72 GB of RSS with this.
 MEMORY_LIMIT = "1GB"
@@ -293,7 +293,7 @@ def open_lean_input(table: InputTable, view: str, *, messages: str, fields: Sequ
     """Make `view`: `table`'s rows, with each message of column `messages` cut to `fields`.
 
     DuckDB reads a list of structs whole: for `completion[1].content` it also
-    decompresses the ~60 KB `reasoning` beside it, a gigabyte on 18k rows.
+    materializes the ~60 KB `reasoning` beside it, a gigabyte on 18k rows.
     pyarrow reads Parquet leaf by leaf, so for Parquet inputs the view is an
     Arrow stream of only the leaves kept, with input_row numbered as
     open_input numbers it. DuckDB can scan it once (a second scan is an error,

@@ -79,7 +79,8 @@ def iter_dicts(
     """The rows of `sql/<name>.sql` as dicts, streamed batch_rows at a time.
 
     DuckDB decodes the next batch on a helper thread while the caller turns
-    this one into JSON, which saved a tenth of strip-reasoning's rejects pass.
+    this one into JSON (strip-reasoning's rejects: 568 rows holding 34 MB of
+    reasoning took 0.40-0.50 s this way, 0.46-0.53 s fetched then encoded).
     """
     reader = sql.run(con, name, **params).to_arrow_reader(batch_rows)
     for batch in _prefetched(reader):
