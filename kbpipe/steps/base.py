@@ -36,10 +36,12 @@ def describe_input(
         entry["revision"] = revision
     p = Path(path)
     if p.is_file():
-        if _hashing is None:
-            _hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbpipe-sha256")
-        digest = _hashing.submit(file_sha256, p)
-        entry["sha256"] = digest.result() if wait else digest
+        if wait:
+            entry["sha256"] = file_sha256(p)
+        else:
+            if _hashing is None:
+                _hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbpipe-sha256")
+            entry["sha256"] = _hashing.submit(file_sha256, p)
         entry["bytes"] = p.stat().st_size
     return entry
 

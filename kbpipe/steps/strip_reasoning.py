@@ -82,7 +82,7 @@ def strip_reasoning(
             )
             n_missing = result.rows_in - result.rows_out
             if n_missing:
-                _handle_missing(con, table, output, result, n_missing, on_missing)
+                _handle_missing(con, table, result, n_missing, on_missing)
     result.drop(MISSING_ANSWER, n_missing)
     if not n_missing:
         result.write_rejects([])  # removes a stale rejects file
@@ -92,7 +92,6 @@ def strip_reasoning(
 def _handle_missing(
     con: duckdb.DuckDBPyConnection,
     table: sql.InputTable,
-    output: Path,
     result: StepResult,
     n_missing: int,
     on_missing: str,
