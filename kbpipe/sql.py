@@ -328,7 +328,7 @@ def _lean_parquet_batches(
     columns = [_lean_columns(f, messages, fields) for f in files]
     if any(c is None for c in columns):
         return None
-    return _numbered_batches(files, columns, table.limit)
+    return _numbered_batches(table.paths, files, columns, table.limit)
 
 
 def _lean_columns(parquet_file: Any, messages: str, fields: Sequence[str]) -> list[str] | None:
@@ -350,16 +350,24 @@ def _lean_columns(parquet_file: Any, messages: str, fields: Sequence[str]) -> li
 
 
 def _numbered_batches(
-    files: Sequence[Any], columns: Sequence[list[str]], limit: int | None
+    paths: Sequence[Path], files: Sequence[Any], columns: Sequence[list[str]], limit: int | None
 ) -> Iterator[Any]:
     import array
 
     import pyarrow as pa
 
     left = limit
-    for number, (parquet_file, names) in enumerate(zip(files, columns, strict=True)):
+    for number, (path, parquet_file, names) in enumerate(zip(paths, files, columns, strict=True)):
         start = number * PARQUET_FILE_STRIDE
-        for batch in parquet_file.iter_batches(batch_size=ROW_GROUP_ROWS, columns=names):
+        batches = parquet_file.iter_batches(batch_size=ROW_GROUP_ROWS, columns=names)
+        while True:
+            try:
+                batch = next(batches, None)
+            except (OSError, pa.ArrowException) as exc:
+                # A damaged page: name the file, as DuckDB's own reader would.
+                raise InputError(f"{path}: unreadable Parquet data ({_first_line(exc)})") from exc
+            if batch is None:
+                break
             if left is not None:
                 if left <= 0:
                     return

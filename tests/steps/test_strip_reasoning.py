@@ -147,6 +147,31 @@ def test_parquet_shards_and_jsonl_give_the_same_rows_in_order(
     assert outs["jsonl"][:2] == (kept, rejects)
 
 
+@pytest.mark.parametrize("row_group", [0, 3])
+def test_damaged_parquet_page_is_named_and_leaves_no_output(
+    tmp_path: Path, settings: Settings, evals_row, to_parquet, row_group: int
+) -> None:
+    # The lean read goes through pyarrow; its errors must read like DuckDB's.
+    src = tmp_path / "f.parquet"
+    rows = [evals_row(i) for i in range(40)]
+    pq.write_table(
+        pa.Table.from_pylist(rows, pq.read_schema(to_parquet(rows[:1], src))),
+        src,
+        row_group_size=10,
+        compression="none",
+    )
+    group = pq.ParquetFile(src).metadata.row_group(row_group)
+    start = min(group.column(i).data_page_offset for i in range(group.num_columns))
+    data = bytearray(src.read_bytes())
+    data[start : start + 200] = b"\xff" * 200
+    src.write_bytes(bytes(data))
+    out = tmp_path / "out" / "no_reasoning.parquet"
+
+    with pytest.raises(InputError, match=re.escape(str(src))):
+        strip_reasoning(src, out, settings)
+    assert not out.exists() and list(out.parent.iterdir()) == []
+
+
 def test_wrong_completion_type_is_named(tmp_path: Path, settings: Settings) -> None:
     src = tmp_path / "f.parquet"
     pq.write_table(pa.table({"example_id": [0], "completion": ["<answer>x</answer>"]}), src)
