@@ -56,14 +56,11 @@ setup: $(VENV_STAMP) ## create .venv with kbpipe and its dev tools
 UPLOAD_FLAGS = $(if $(filter 1,$(HUB_DRY_RUN)),--hub-dry-run $(OUT)/hub,$(if $(filter 1,$(UPLOAD)),,--no-upload)) --split $(SPLIT)
 # `make publish`: (re)publish every built table; HUB_DRY_RUN=1 stages them in $(OUT)/hub/<repo>/.
 PUBLISH_FLAGS = $(if $(filter 1,$(HUB_DRY_RUN)),--dry-run $(OUT)/hub,) --split $(SPLIT)
-CODE = $(VENV_STAMP) kbpipe/config.py kbpipe/tables.py kbpipe/steps/base.py
-# The DuckDB steps (filter, dedupe, strip-reasoning) also depend on the SQL runner and input views.
-DUCKDB_CODE = kbpipe/sql.py kbpipe/sql_output.py sql/input_rows_from_parquet.sql \
-              sql/input_rows_from_parquet_file.sql \
-              sql/input_rows_from_jsonl.sql
-STRIP_CODE = kbpipe/steps/strip_reasoning.py sql/completion_answer_only.sql \
-             sql/rows_missing_answer.sql sql/missing_answer_rejects.sql sql/has_answer_block.sql sql/answer_block.sql \
-             $(DUCKDB_CODE) $(CODE)
+# A step's target depends on its own module, its SQL folder and the layers below it.
+CODE = $(VENV_STAMP) kbpipe/cli.py kbpipe/config.py kbpipe/errors.py $(wildcard kbpipe/io/*.py)
+DUCKDB_CODE = $(wildcard sql/io/*.sql)
+STRIP_CODE = kbpipe/steps/strip_reasoning.py $(wildcard sql/strip_reasoning/*.sql) $(DUCKDB_CODE) $(CODE)
+RATER_CODE = $(wildcard kbpipe/rater/*.py kbpipe/rater/offline/*.py)
 
 EVALS     := $(OUT)/evals_dataset.parquet
 FILTERED  := $(OUT)/filtered_dataset.parquet
@@ -88,21 +85,17 @@ all: $(FILTERED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) ## run steps 1-4 (convert firs
 $(EVALS): $(INPUT) kbpipe/steps/convert.py $(CODE)
 	$(KBPIPE) convert $(INPUT) -o $@ $(UPLOAD_FLAGS)
 
-$(FILTERED): $(FILTER_SOURCE) kbpipe/steps/filter.py kbpipe/steps/reward_filter.py \
-             sql/filtered_by_reward.sql sql/reward_filter_summary.sql sql/reward_missing_rejects.sql \
-             sql/filtered_unrated.sql sql/judge_inputs.sql $(wildcard kbpipe/rater/*.py) $(DUCKDB_CODE) $(CODE)
+$(FILTERED): $(FILTER_SOURCE) $(wildcard kbpipe/steps/filter/*.py sql/filter/*.sql) $(RATER_CODE) \
+             $(DUCKDB_CODE) $(CODE)
 	$(KBPIPE) filter $(if $(FILTER_SOURCE),-i $(FILTER_SOURCE),) --rater $(FILTER_RATER) -o $@ $(UPLOAD_FLAGS)
 
-$(SYNTHETIC): $(KERNELBOOK) kbpipe/steps/prompts.py $(wildcard kbpipe/rater/*.py) $(CODE)
+$(SYNTHETIC): $(KERNELBOOK) kbpipe/steps/prompts.py $(RATER_CODE) $(CODE)
 	$(KBPIPE) prompts $(if $(KERNELBOOK),-i $(KERNELBOOK),) --rater $(RATER) -o $@ $(UPLOAD_FLAGS)
 
-$(UNIQUE): $(FILTERED) kbpipe/steps/dedupe.py sql/unique_best_per_module.sql \
-           sql/unique_winners.sql sql/unique_top_rows.sql \
-           sql/rows_missing_reward.sql sql/unique_summary.sql sql/ordered_rows_bucketed.sql \
-           $(DUCKDB_CODE) $(CODE)
+$(UNIQUE): $(FILTERED) kbpipe/steps/dedupe.py $(wildcard sql/dedupe/*.sql) $(DUCKDB_CODE) $(CODE)
 	$(KBPIPE) dedupe -i $< -o $@ $(UPLOAD_FLAGS)
 
-$(SEQLEN): $(FILTERED) kbpipe/steps/seqlen.py kbpipe/chat.py kbpipe/bpe_fast.py $(CODE) \
+$(SEQLEN): $(FILTERED) kbpipe/steps/seqlen.py $(wildcard kbpipe/tokens/*.py) $(CODE) \
           $(if $(filter $(QWEN3_DIR),$(SEQLEN_TOKENIZER)),$(QWEN3_TOKENIZER))
 	$(KBPIPE) seqlen -i $< --no-upload $(SEQLEN_FLAGS)
 
@@ -124,7 +117,7 @@ no-reasoning: $(OUT)/filtered_no_reasoning.parquet $(OUT)/unique_no_reasoning.pa
 SAMPLE_DIR := $(OUTPUT_DIR)/sample
 SAMPLE := $(SAMPLE_DIR)/kernelbook-env.jsonl
 
-$(SAMPLE): kbpipe/sample.py kbpipe/sample_modules.py $(VENV_STAMP)
+$(SAMPLE): $(wildcard kbpipe/sample/*.py) $(VENV_STAMP)
 	$(KBPIPE) sample -o $(SAMPLE_DIR)
 
 demo: $(SAMPLE) ## run the whole pipeline offline on the bundled sample (DATA_MODEL=demo)

@@ -154,7 +154,7 @@ def sdk(
 @contextmanager
 def server(latency_ms: int) -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kbpipe.rater.testserver", "--latency-ms", str(latency_ms)],
+        [sys.executable, "-m", "kbpipe.testing.openai_server", "--latency-ms", str(latency_ms)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -35,7 +35,7 @@ def baseline(table: str, tokenizer_dir: str, n_rows: str) -> None:
     """Seed-style: render one sample, encode it, next sample."""
     import pyarrow.parquet as pq
 
-    from kbpipe.chat import load_chat_tokenizer
+    from kbpipe.tokens.chat import load_chat_tokenizer
 
     tok = load_chat_tokenizer(tokenizer_dir)
     total, done, limit = 0, 0, int(n_rows)
@@ -58,9 +58,9 @@ def baseline(table: str, tokenizer_dir: str, n_rows: str) -> None:
 
 
 def kbpipe_seqlen(table: str, tokenizer_dir: str, n_rows: str, out_dir: str) -> None:
-    from kbpipe.chat import load_chat_tokenizer
     from kbpipe.config import Settings
     from kbpipe.steps.seqlen import seqlen
+    from kbpipe.tokens.chat import load_chat_tokenizer
 
     settings = Settings(data_model="bench", output_dir=Path(out_dir))
     result = seqlen(

@@ -16,7 +16,7 @@ REASONING_BYTES = 60_000
 
 
 def rollouts_jsonl(n_rows: int = N_ROWS, reasoning_bytes: int = REASONING_BYTES) -> Path:
-    from kbpipe.sample import write_rollouts_jsonl
+    from kbpipe.sample.generator import write_rollouts_jsonl
 
     path = DATA_DIR / f"rollouts-{n_rows}x{reasoning_bytes}.jsonl"
     if not path.exists():

@@ -24,7 +24,7 @@ from kbpipe.errors import ConfigError, KbpipeError, NotBuiltError
 
 # command -> module implementing it, in pipeline order.
 COMMANDS: dict[str, str] = {
-    "sample": "kbpipe.sample_cli",
+    "sample": "kbpipe.commands.sample",
     "convert": "kbpipe.steps.convert",
     "filter": "kbpipe.steps.filter",
     "prompts": "kbpipe.steps.prompts",
@@ -32,8 +32,8 @@ COMMANDS: dict[str, str] = {
     "seqlen": "kbpipe.steps.seqlen",
     "strip-reasoning": "kbpipe.steps.strip_reasoning",
     "merge": "kbpipe.steps.merge",
-    "upload": "kbpipe.hub_cli",
-    "query": "kbpipe.query",
+    "upload": "kbpipe.commands.upload",
+    "query": "kbpipe.commands.query",
     "config": "kbpipe.cli",
 }
 

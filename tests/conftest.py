@@ -18,7 +18,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled sample (vf-eval JSONL + KernelBook table), generated once per session."""
-    from kbpipe.sample import write_sample
+    from kbpipe.sample.generator import write_sample
 
     out = tmp_path_factory.mktemp("sample")
     write_sample(out, n_rows=240, reasoning_bytes=4000, seed=0)
@@ -28,7 +28,7 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def con(tmp_path: Path):
     """A DuckDB session as the steps open it, spilling beside tmp_path/out.parquet."""
-    from kbpipe import sql
+    from kbpipe.io import sql
 
     with sql.session(tmp_path / "out.parquet") as connection:
         yield connection

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kbpipe.bpe_fast import tiktoken_for
-from kbpipe.chat import load_chat_tokenizer
+from kbpipe.tokens.bpe_fast import tiktoken_for
+from kbpipe.tokens.chat import load_chat_tokenizer
 from tests.test_chat import QWEN3_DIR, needs_qwen3, write_tiny_tokenizer
 
 # Text that stresses pre-tokenization: contractions, digit runs, whitespace

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from kbpipe.cards import (
+from kbpipe.hub.cards import (
     CardContext,
     RowSummary,
     features_yaml,
@@ -18,7 +18,7 @@ from kbpipe.cards import (
     read_data_files,
     render_readme,
 )
-from kbpipe.splits import SplitFiles, StagedConfig, hub_schema
+from kbpipe.hub.splits import SplitFiles, StagedConfig, hub_schema
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string())])
 SCHEMA = pa.schema(

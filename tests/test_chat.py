@@ -1,4 +1,4 @@
-"""Chat-template rendering and tokenizer loading (kbpipe.chat).
+"""Chat-template rendering and tokenizer loading (kbpipe.tokens.chat).
 
 A tiny byte-level BPE is trained here on five words, so every count is exact
 and checkable by hand: each of `tile kernel user assistant system` is one
@@ -29,8 +29,8 @@ from tokenizers import (
     trainers,
 )
 
-from kbpipe.chat import ChatTokenizer, load_chat_tokenizer, prepare_messages, render_chat
 from kbpipe.errors import ConfigError, InputError
+from kbpipe.tokens.chat import ChatTokenizer, load_chat_tokenizer, prepare_messages, render_chat
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ("tile", "kernel", "user", "assistant", "system")
@@ -372,7 +372,7 @@ def _hub_cache(cache: Path, repo: str, source: Path) -> None:
 def _load_in_subprocess(spec: str, cache: Path) -> subprocess.CompletedProcess[str]:
     # huggingface_hub reads HF_HUB_OFFLINE and the cache path at import, so use a fresh process.
     code = (
-        "import sys\nfrom kbpipe.chat import load_chat_tokenizer\n"
+        "import sys\nfrom kbpipe.tokens.chat import load_chat_tokenizer\n"
         "t = load_chat_tokenizer(sys.argv[1])\n"
         "print(t.count([t.render([{'role': 'user', 'content': 'tile tile'}])])[0])"
     )

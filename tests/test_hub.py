@@ -1,4 +1,4 @@
-"""Hub pull and publish (kbpipe.hub, kbpipe upload) with a recording HfApi and a local cache."""
+"""Hub pull and publish (kbpipe.hub.publish, kbpipe upload) with a recording HfApi and a local cache."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ import pytest
 import yaml
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-from kbpipe import cli, hub
+from kbpipe import cli
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError, KbpipeError
-from kbpipe.hub import publish_step, publish_table, pull_table
-from kbpipe.splits import legacy_split_indices
-from kbpipe.steps.base import StepResult
-from kbpipe.tables import file_sha256
+from kbpipe.hub import publish as hub
+from kbpipe.hub.publish import publish_step, publish_table, pull_table
+from kbpipe.hub.splits import legacy_split_indices
+from kbpipe.io.lineage import StepResult
+from kbpipe.io.tables import file_sha256
 
 TOKEN = "hf_kbpipeTestToken0123456789"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -462,7 +463,7 @@ def test_round_trip_through_the_hub_cache_keeps_the_split(
 
     code = (
         "import json, sys; from pathlib import Path; from kbpipe.config import Settings; "
-        "from kbpipe.hub import pull_table; "
+        "from kbpipe.hub.publish import pull_table; "
         "s = Settings(data_model='testmodel', output_dir=Path(sys.argv[2])); "
         "r = pull_table(sys.argv[1], s); "
         "print(json.dumps({'paths': [str(p) for p in r.paths], 'revision': r.revision}))"

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from kbpipe.sample import (
+from kbpipe.sample.generator import (
     KERNELBOOK_COLUMNS,
     MODULES,
     TIERS,

@@ -1,4 +1,4 @@
-"""Train/validation assignment and shard writing (kbpipe.splits)."""
+"""Train/validation assignment and shard writing (kbpipe.hub.splits)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kbpipe.errors import InputError
-from kbpipe.splits import (
+from kbpipe.hub.splits import (
     hub_schema,
     legacy_split_indices,
     module_in_validation,

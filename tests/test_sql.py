@@ -1,4 +1,4 @@
-"""kbpipe.sql: the SQL files, input views, atomic writes of relations."""
+"""kbpipe.io.sql: the SQL files, input views, atomic writes of relations."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kbpipe import sql
 from kbpipe.errors import ConfigError, InputError
+from kbpipe.io import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,17 +25,20 @@ def test_loader_reads_the_repo_sql_folder_then_the_packaged_copy(
 
     packaged = tmp_path / "sql_files"
     packaged.mkdir()
-    (packaged / "answer.sql").write_text("-- grain: one row\nselect 42 as answer\n")
+    (packaged / "demo").mkdir()
+    (packaged / "demo" / "answer.sql").write_text("-- grain: one row\nselect 42 as answer\n")
     monkeypatch.setattr(sql, "_SQL_DIRS", (tmp_path / "no-repo-sql", packaged))
     sql.load.cache_clear()
+    sql._sql_files.cache_clear()
     try:
         assert sql.sql_dir() == packaged
         assert sql.run(sql.connect(), "answer").fetchall() == [(42,)]
     finally:
         sql.load.cache_clear()
+        sql._sql_files.cache_clear()
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "sql").glob("*.sql")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "sql").glob("*/*.sql")), ids=lambda p: p.name)
 def test_each_file_is_one_lowercase_statement_with_its_grain_first(path: Path) -> None:
     text = path.read_text()
     assert text.startswith("-- grain: "), "the first line states the grain"

@@ -1,4 +1,4 @@
-"""kbpipe.sql_output: relations written atomically, in order, with nested types intact."""
+"""kbpipe.io.sql_output: relations written atomically, in order, with nested types intact."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kbpipe import sql, sql_output
+from kbpipe.io import sql, sql_output
 
 
 def test_write_relation_is_atomic_and_keeps_nested_types(tmp_path: Path, con) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kbpipe.rater import offline
+from kbpipe.rater.offline import rules as offline
 from kbpipe.rater.tasks import Task
 
 TEMPLATE_VERSION = "judge-v1"

@@ -1,7 +1,7 @@
 """Step 0.5: vf-eval rollouts (JSONL) -> the evals table (Parquet).
 
 The row semantics (reasoning out of the trajectory, the newer verifiers
-layout, which fields are required) live in `kbpipe.rollouts`. This module
+layout, which fields are required) live in `kbpipe.io.rollouts`. This module
 streams: the file is read in chunks of lines, so memory stays flat however
 large the input; each chunk becomes one Arrow record batch appended to the
 Parquet file as its own row group, inside `atomic_output`, so a bad line
@@ -28,9 +28,9 @@ import pyarrow.parquet as pq
 
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.rollouts import SCHEMA, BadRow, Chunk, read_chunks, to_batch
-from kbpipe.steps.base import StepResult, describe_input, publish_if_requested
-from kbpipe.tables import (
+from kbpipe.io.lineage import StepResult, describe_input, publish_if_requested
+from kbpipe.io.rollouts import SCHEMA, BadRow, Chunk, read_chunks, to_batch
+from kbpipe.io.tables import (
     ROW_GROUP_ROWS,
     ParquetStreamWriter,
     atomic_output,

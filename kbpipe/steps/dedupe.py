@@ -15,10 +15,10 @@ from typing import Any
 
 import duckdb
 
-from kbpipe import sql, sql_output
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
-from kbpipe.steps.base import StepResult, publish_if_requested, resolve_input
+from kbpipe.io import sql, sql_output
+from kbpipe.io.lineage import StepResult, publish_if_requested, resolve_input
 
 DUPLICATE = "duplicate_module"
 TOP_N = 10

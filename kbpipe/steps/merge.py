@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kbpipe import sql, sql_output
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
-from kbpipe.steps.base import ResolvedInput, StepResult, publish_if_requested, resolve_input
+from kbpipe.io import sql, sql_output
+from kbpipe.io.lineage import ResolvedInput, StepResult, publish_if_requested, resolve_input
 
 TABLES = ("source", "filtered", "unique")
 

@@ -21,11 +21,11 @@ import polars as pl
 
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
+from kbpipe.io.lineage import ResolvedInput, StepResult, publish_if_requested, resolve_input
+from kbpipe.io.tables import read_table, write_table
 from kbpipe.rater.cliargs import add_rater_arguments, options_from_args
 from kbpipe.rater.specs import DEFAULT_ANSWER_FORMAT, SPECS, training_prompt
 from kbpipe.rater.tasks import RaterOptions, plan_task, report_lines, run_task
-from kbpipe.steps.base import ResolvedInput, StepResult, publish_if_requested, resolve_input
-from kbpipe.tables import read_table, write_table
 
 COLUMNS = ("prompt", "module_name", "python_code", "triton_code", "uuid")
 SOURCE_COLUMNS = COLUMNS[1:]

@@ -1,7 +1,7 @@
 """Step 4: token length of every sample under the model's chat template.
 
 Each row's `prompt + completion` is rendered with the chat template (reasoning
-kept under `reasoning_content`, see kbpipe.chat) and counted with the fast
+kept under `reasoning_content`, see kbpipe.tokens.chat) and counted with the fast
 tokenizer in parallel batches of rows, reading the table one batch at a time so
 memory stays flat on multi-GB tables. The report gives the seed's figures
 (percentiles, buckets, counts over common limits, recommended `seq_len`) for
@@ -25,20 +25,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kbpipe.chat import (
-    COUNTERS,
-    REASONING_MODES,
-    ChatTokenizer,
-    CounterChoice,
-    CountPlan,
-    ReasoningMode,
-    load_chat_tokenizer,
-)
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.length_report import REASONING_WORD, format_report, plot_histogram, summarize
-from kbpipe.steps.base import StepResult, describe_input, resolve_input, settled
-from kbpipe.tables import (
+from kbpipe.io.lineage import StepResult, describe_input, resolve_input, settled
+from kbpipe.io.tables import (
     ParquetStreamWriter,
     atomic_output,
     parquet_schema,
@@ -48,6 +38,16 @@ from kbpipe.tables import (
     write_json,
     write_table,
 )
+from kbpipe.tokens.chat import (
+    COUNTERS,
+    REASONING_MODES,
+    ChatTokenizer,
+    CounterChoice,
+    CountPlan,
+    ReasoningMode,
+    load_chat_tokenizer,
+)
+from kbpipe.tokens.length_report import REASONING_WORD, format_report, plot_histogram, summarize
 
 HELP = "step 4: token lengths under the chat template, recommended seq_len"
 EXAMPLES = """examples:

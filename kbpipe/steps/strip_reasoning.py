@@ -20,11 +20,11 @@ from pathlib import Path
 
 import duckdb
 
-from kbpipe import sql, sql_output
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
-from kbpipe.steps.base import StepResult, publish_if_requested, resolve_input
-from kbpipe.tables import atomic_output, table_format
+from kbpipe.io import sql, sql_output
+from kbpipe.io.lineage import StepResult, publish_if_requested, resolve_input
+from kbpipe.io.tables import atomic_output, table_format
 
 TABLES = ("source", "filtered", "unique")
 ON_MISSING = ("error", "drop")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from kbpipe.config import Settings
-from kbpipe.rater.testserver import ServerThread
+from kbpipe.testing.openai_server import ServerThread
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from kbpipe.rater.client import Retries, Timeouts
 from kbpipe.rater.errors import FatalApiError
 from kbpipe.rater.judge import JUDGE
 from kbpipe.rater.tasks import journal_path, report_lines, run_task
-from kbpipe.rater.testserver import ServerThread
+from kbpipe.testing.openai_server import ServerThread
 from tests.rater.rater_helpers import judge_rows, options
 
 

@@ -10,10 +10,10 @@ import pytest
 
 from kbpipe.cli import main
 from kbpipe.config import Settings
-from kbpipe.rater.testserver import ServerThread
+from kbpipe.io.tables import sidecar
 from kbpipe.steps.convert import convert
 from kbpipe.steps.filter import filter_step
-from kbpipe.tables import sidecar
+from kbpipe.testing.openai_server import ServerThread
 from tests.rater.rater_helpers import api_workdir
 
 API = ["--rater", "api", "--no-progress", "--max-retries", "3", "--timeout", "2"]

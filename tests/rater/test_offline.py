@@ -7,9 +7,10 @@ from collections import Counter
 
 import pytest
 
-from kbpipe.rater import judge, offline, specs
-from kbpipe.rater.codefeatures import analyze
-from kbpipe.sample import MODULES
+from kbpipe.rater import judge, specs
+from kbpipe.rater.offline import rules as offline
+from kbpipe.rater.offline.codefeatures import analyze
+from kbpipe.sample.generator import MODULES
 
 
 def rating(code: str, name: str = "M") -> str:

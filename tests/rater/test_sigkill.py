@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from kbpipe.rater.journal import Journal
-from kbpipe.rater.testserver import ServerThread
+from kbpipe.testing.openai_server import ServerThread
 
 N_ROWS = 300
 

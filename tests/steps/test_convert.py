@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from kbpipe.cli import main
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
-from kbpipe.rollouts import COLUMNS
-from kbpipe.steps.base import StepResult
+from kbpipe.io.lineage import StepResult
+from kbpipe.io.rollouts import COLUMNS
 from kbpipe.steps.convert import convert
 
 INFO = {
@@ -231,7 +231,7 @@ def test_verifiers_row_without_any_reasoning_gets_null_and_is_counted(
 def test_both_sample_layouts_convert_to_the_same_messages(
     tmp_path: Path, settings: Settings
 ) -> None:
-    from kbpipe.sample import write_rollouts_jsonl
+    from kbpipe.sample.generator import write_rollouts_jsonl
 
     tables = {}
     for layout in ("trajectory", "verifiers"):

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
+from kbpipe.io.tables import sidecar
 from kbpipe.steps.dedupe import dedupe
-from kbpipe.tables import sidecar
 
 
 def ids(path: Path) -> list[int]:

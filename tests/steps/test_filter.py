@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
+from kbpipe.io.tables import sidecar
 from kbpipe.steps.filter import filter_step
-from kbpipe.tables import sidecar
 
 
 def ids(path: Path) -> list[int]:

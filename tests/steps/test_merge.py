@@ -10,8 +10,8 @@ import pytest
 
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
+from kbpipe.io.tables import sidecar
 from kbpipe.steps.merge import merge
-from kbpipe.tables import sidecar
 
 
 def test_base_rows_then_synthetic_rows_with_data_source(

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from kbpipe.cli import main
-from kbpipe.rater.testserver import ServerThread
 from kbpipe.steps.prompts import COLUMNS
+from kbpipe.testing.openai_server import ServerThread
 from tests.rater.rater_helpers import api_workdir
 
 API_FLAGS = ["--rater", "api", "--no-progress", "--max-retries", "3", "--timeout", "2"]

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
+from kbpipe.io.tables import sidecar
 from kbpipe.steps.strip_reasoning import strip_reasoning
-from kbpipe.tables import sidecar
 
 SEED_PATTERN = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 

@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from kbpipe.splits import StagedConfig
-from kbpipe.tables import sidecar
+from kbpipe.hub.splits import StagedConfig
+from kbpipe.io.tables import sidecar
 
 _DESCRIPTIONS = {
     "source": "rollouts of the KernelBook task (a PyTorch module to rewrite as Triton kernels) "

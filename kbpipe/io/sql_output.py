@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from kbpipe import sql
-from kbpipe.tables import ROW_GROUP_ROWS, ParquetStreamWriter, atomic_output, table_format
+from kbpipe.io import sql
+from kbpipe.io.tables import ROW_GROUP_ROWS, ParquetStreamWriter, atomic_output, table_format
 
 if TYPE_CHECKING:
     import pyarrow as pa

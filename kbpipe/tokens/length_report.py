@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from kbpipe.errors import ConfigError
-from kbpipe.tables import atomic_output
+from kbpipe.io.tables import atomic_output
 
 PERCENTILES = (50, 75, 90, 95, 99, 99.5, 99.9, 100)
 # Bucket upper bounds (1k = 1024 tokens, as seq_len is set); rows above the last go to ">128k".

@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from kbpipe.rater.torchops import (
+from kbpipe.rater.offline.torchops import (
     CONTAINERS,
     ELEMENTWISE,
     LAYER_KIND,

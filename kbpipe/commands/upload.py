@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.hub import publish_table
-from kbpipe.steps.base import StepResult, describe_input
-from kbpipe.tables import sidecar, table_format
+from kbpipe.hub.publish import publish_table
+from kbpipe.io.lineage import StepResult, describe_input
+from kbpipe.io.tables import sidecar, table_format
 
 HELP = "publish a built table to the Hugging Face Hub (or stage it with --dry-run)"
 EXAMPLES = """examples:

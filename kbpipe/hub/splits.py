@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.tables import ROW_GROUP_ROWS, parquet_schema
+from kbpipe.io.tables import ROW_GROUP_ROWS, parquet_schema
 
 SPLIT_MODES = ("module", "legacy", "none")
 VALIDATION_FRACTION = 0.1

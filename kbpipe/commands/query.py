@@ -19,10 +19,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from kbpipe import sql, sql_output
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
-from kbpipe.tables import _first_line, atomic_output
+from kbpipe.io import sql, sql_output
+from kbpipe.io.tables import _first_line, atomic_output
 
 HELP = "run SQL over this DATA_MODEL's outputs with DuckDB"
 EXAMPLES = """examples:

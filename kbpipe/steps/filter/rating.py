@@ -23,13 +23,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kbpipe import sql
 from kbpipe.config import Settings
+from kbpipe.io import sql
+from kbpipe.io.lineage import StepResult
+from kbpipe.io.tables import ROW_GROUP_ROWS, atomic_output, table_format
 from kbpipe.rater.judge import JUDGE, solution_from_completion
 from kbpipe.rater.tasks import DryRunPlan, RaterOptions, TaskRun, plan_task, run_task
-from kbpipe.steps.base import StepResult
-from kbpipe.steps.reward_filter import filter_by_reward
-from kbpipe.tables import ROW_GROUP_ROWS, atomic_output, table_format
+from kbpipe.steps.filter.reward import filter_by_reward
 
 RATING_COLUMNS = ("difficulty", "evaluation_raw")
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kbpipe.rater.codefeatures import Features, analyze
-from kbpipe.rater.torchops import WEIGHTED
+from kbpipe.rater.offline.codefeatures import Features, analyze
+from kbpipe.rater.offline.torchops import WEIGHTED
 
 OFFLINE_VERSION = "offline-v1"
 

@@ -35,8 +35,8 @@ import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer, normalizers
 
-from kbpipe.bpe_fast import TiktokenCounter, tiktoken_for
 from kbpipe.errors import ConfigError, InputError
+from kbpipe.tokens.bpe_fast import TiktokenCounter, tiktoken_for
 
 ReasoningMode = Literal["include", "drop"]
 REASONING_MODES: tuple[str, ...] = ("include", "drop")
@@ -85,7 +85,7 @@ class ChatTokenizer:
     special_tokens: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
     # "auto": count with tiktoken where it provably gives the same ids
-    # (kbpipe.bpe_fast), else with `tokenizers`; "tokenizers": always the latter.
+    # (kbpipe.tokens.bpe_fast), else with `tokenizers`; "tokenizers": always the latter.
     counter: CounterChoice = "auto"
 
     @property

@@ -4,7 +4,7 @@ Each `ModuleSource` is one KernelBook-style task: a real `nn.Module` with
 `get_inputs()` / `get_init_inputs()`, a difficulty tier, and the recipe for its
 Triton answer (which kernel templates to instantiate and the body of
 `{name}New.forward`, which calls the launchers those templates define). The
-generator in `kbpipe.sample` turns the recipe into code; this file is only data.
+generator in `kbpipe.sample.generator` turns the recipe into code; this file is only data.
 
 Kernel templates use `string.Template` (`$name`) placeholders because the
 generated Python is full of braces and parentheses but never contains `$`.
@@ -2107,7 +2107,7 @@ return add(linear(patches, self.proj.weight, self.proj.bias), self.pos)""",
 
 # --------------------------------------------------------------------------- text for rollouts
 # Reasoning is stitched from these with str.format_map; the placeholders are the
-# keys of the per-row context built in kbpipe.sample (name, new, shape, block, ...).
+# keys of the per-row context built in kbpipe.sample.generator (name, new, shape, block, ...).
 
 OPENINGS: tuple[str, ...] = (
     "Let me look at the {name} module first. {summary}",

@@ -1,6 +1,6 @@
 """The vocabulary of PyTorch ops and nn layers, sorted by the kind of work they do.
 
-`kbpipe.rater.codefeatures` looks names up here. A name is the call's last
+`kbpipe.rater.offline.codefeatures` looks names up here. A name is the call's last
 attribute (`torch.relu`, `F.relu` and `x.relu` are all `relu`); in-place
 variants lose their trailing underscore before the lookup.
 """

@@ -1,7 +1,7 @@
 """Deterministic generator for the bundled sample and for benchmark-scale data.
 
 It writes (a) a vf-eval JSONL of KernelBook rollouts and (b) a KernelBook-style
-table, built from the hand-written modules in `kbpipe.sample_modules`.
+table, built from the hand-written modules in `kbpipe.sample.modules`.
 
 Choices worth knowing when reading the output:
 
@@ -47,8 +47,8 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from kbpipe import sample_modules as data
-from kbpipe.tables import atomic_output, write_table
+from kbpipe.io.tables import atomic_output, write_table
+from kbpipe.sample import modules as data
 
 TIERS = ("low", "medium", "high")
 LAYOUTS = ("trajectory", "verifiers")

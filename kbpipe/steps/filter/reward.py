@@ -17,9 +17,9 @@ from typing import Any
 
 import duckdb
 
-from kbpipe import sql
 from kbpipe.errors import ConfigError
-from kbpipe.steps.base import StepResult
+from kbpipe.io import sql
+from kbpipe.io.lineage import StepResult
 
 BELOW_THRESHOLD = "reward_at_or_below_threshold"
 REWARD_MISSING = "reward_missing"

@@ -17,7 +17,7 @@ from typing import Any
 
 from kbpipe import __version__
 from kbpipe.config import Settings
-from kbpipe.tables import file_sha256, sidecar, write_json, write_rejects
+from kbpipe.io.tables import file_sha256, sidecar, write_json, write_rejects
 
 _hashing: ThreadPoolExecutor | None = None
 
@@ -176,7 +176,7 @@ def resolve_input(
     from kbpipe.errors import InputError
 
     if given is not None and str(given).startswith("hf://"):
-        from kbpipe.hub import pull_table
+        from kbpipe.hub.publish import pull_table
 
         return pull_table(str(given), settings)
     if given is not None:
@@ -187,7 +187,7 @@ def resolve_input(
     if default_local is not None and default_local.exists():
         return ResolvedInput([default_local], str(default_local))
     if default_repo is not None:
-        from kbpipe.hub import pull_table
+        from kbpipe.hub.publish import pull_table
 
         return pull_table(f"hf://datasets/{default_repo}", settings)
     raise InputError(f"{default_local}: no such file; pass -i PATH")
@@ -211,7 +211,7 @@ def publish_if_requested(
     dry_run_dir = getattr(args, "hub_dry_run", None)
     if not getattr(args, "upload", False) and dry_run_dir is None:
         return
-    from kbpipe.hub import publish_step
+    from kbpipe.hub.publish import publish_step
 
     publish_step(
         result,

@@ -1,6 +1,6 @@
 """Step 1, `kbpipe filter`: keep `reward > threshold`, then rate each row's difficulty.
 
-Two stages over one DuckDB session: `filter_by_reward` (kbpipe.steps.reward_filter)
+Two stages over one DuckDB session: `filter_by_reward` (kbpipe.steps.filter.reward)
 leaves the kept rows as a lazy relation in input order, and `rate` turns them
 into the filtered table. `--rater none` adds `difficulty` and `evaluation_raw`
 as null columns, so the table has the same schema whether or not it was rated
@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from kbpipe import sql, sql_output
 from kbpipe.config import Settings
-from kbpipe.steps.base import StepResult, publish_if_requested, resolve_input
-from kbpipe.steps.reward_filter import RewardFilter, filter_by_reward, summary_lines
+from kbpipe.io import sql, sql_output
+from kbpipe.io.lineage import StepResult, publish_if_requested, resolve_input
+from kbpipe.steps.filter.reward import RewardFilter, filter_by_reward, summary_lines
 
 # The rater (aiohttp, polars, pyarrow) is imported only when rows are rated:
 # `--rater none` is a DuckDB-only step and starts in a fraction of the time.
@@ -87,10 +87,10 @@ def filter_step(
             if rater == "none":
                 result.rows_out = rate(con, reward, output, has_ratings=has_ratings)
             else:
-                from kbpipe.rater.difficulty import check_judge_inputs, rate_kept
                 from kbpipe.rater.tasks import RaterOptions
+                from kbpipe.steps.filter.rating import check_judge_inputs, rate_kept
 
-                # The judge (kbpipe.rater.difficulty): rated rows out, failures to rejects.
+                # The judge (kbpipe.steps.filter.rating): rated rows out, failures to rejects.
                 check_judge_inputs(table)
                 options = dataclasses.replace(rater_options or RaterOptions(), backend=rater)
                 rated = rate_kept(con, reward.kept, output, settings, options)
@@ -121,9 +121,9 @@ def _check_rater(rater: str) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from kbpipe.rater.cliargs import options_from_args
-    from kbpipe.rater.difficulty import plan_judge
     from kbpipe.rater.judge import JUDGE
     from kbpipe.rater.tasks import report_lines
+    from kbpipe.steps.filter.rating import plan_judge
 
     _check_rater(args.rater)  # before resolving the input, which may pull from the Hub
     options = options_from_args(args, settings) if args.rater != "none" else None

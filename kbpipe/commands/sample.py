@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from kbpipe.sample import write_kernelbook, write_rollouts_jsonl, write_sample
+    from kbpipe.sample.generator import write_kernelbook, write_rollouts_jsonl, write_sample
 
     if args.rows < 1 or args.reasoning_bytes < 0:
         raise ConfigError("--rows must be at least 1 and --reasoning-bytes at least 0")

@@ -13,7 +13,7 @@ server saw, which is what a paid API would bill.
 
 In-process (tests): `with ServerThread(Behaviour(latency_ms=50)) as server: server.url`.
 Own process (benchmarks, so client and server do not share a core):
-`python -m kbpipe.rater.testserver --latency-ms 100` prints `URL=...` and serves
+`python -m kbpipe.testing.openai_server --latency-ms 100` prints `URL=...` and serves
 until killed; `GET /admin/stats` returns the counters.
 """
 

@@ -10,7 +10,7 @@ writes for the interactive `duckdb` CLI, and the output path of
 
 Connections get a memory limit and a spill folder beside the output, so a
 multi-GB table is joined out of core instead of in RAM. Results are written to
-files by `kbpipe.sql_output`.
+files by `kbpipe.io.sql_output`.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from typing import Any
 import duckdb
 
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.steps.base import ResolvedInput
-from kbpipe.tables import ROW_GROUP_ROWS, _first_line, table_format
+from kbpipe.io.lineage import ResolvedInput
+from kbpipe.io.tables import ROW_GROUP_ROWS, _first_line, table_format
 
 # The repo's sql/ (editable install) wins over the copy the wheel ships.
 _SQL_DIRS = (
-    Path(__file__).resolve().parent.parent / "sql",
-    Path(__file__).resolve().parent / "sql_files",
+    Path(__file__).resolve().parents[2] / "sql",
+    Path(__file__).resolve().parents[1] / "sql_files",
 )
 
 # DuckDB's buffer pool, not the whole process: Python and Arrow batches come
@@ -83,9 +83,25 @@ def sql_dir() -> Path:
 
 
 @functools.cache
+def _sql_files() -> dict[str, Path]:
+    # Files sit in one folder per owning step (sql/<step>/<name>.sql) but are
+    # called by name alone, so a name must be unique across the folders.
+    files: dict[str, Path] = {}
+    for path in sorted(sql_dir().glob("*/*.sql")):
+        if path.stem in files:
+            raise ConfigError(f"{path}: SQL name also used by {files[path.stem]}")
+        files[path.stem] = path
+    return files
+
+
+@functools.cache
 def load(name: str) -> str:
-    """The text of `sql/<name>.sql`."""
-    return (sql_dir() / f"{name}.sql").read_text(encoding="utf-8")
+    """The text of `sql/<step>/<name>.sql`."""
+    try:
+        path = _sql_files()[name]
+    except KeyError:
+        raise ConfigError(f"no SQL file named {name}.sql under {sql_dir()}") from None
+    return path.read_text(encoding="utf-8")
 
 
 def quote_identifier(name: str) -> str:

@@ -33,10 +33,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kbpipe.cards import CardContext, RowSummary, read_data_files, render_readme
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError, KbpipeError
-from kbpipe.splits import (
+from kbpipe.hub.cards import CardContext, RowSummary, read_data_files, render_readme
+from kbpipe.hub.splits import (
     MAX_SHARD_BYTES,
     SPLIT_COLUMN,
     StagedConfig,
@@ -45,8 +45,8 @@ from kbpipe.splits import (
     split_sort_key,
     write_configs,
 )
-from kbpipe.steps.base import ResolvedInput, StepResult
-from kbpipe.tables import (
+from kbpipe.io.lineage import ResolvedInput, StepResult
+from kbpipe.io.tables import (
     ROW_GROUP_ROWS,
     atomic_output,
     file_sha256,
