@@ -1,10 +1,16 @@
-"""Command-line front: `kbpipe <command>`; each command calls one step function.
+"""Command-line front: `kbpipe <command>`, and the one runner every pipeline step goes through.
 
-Each command lives in its own module, which provides `HELP` (one line),
-`EXAMPLES` (shown under --help), `add_arguments(parser)` and
-`run(args, settings) -> int`. Arguments whose `dest` is a Settings field name
-(e.g. `reward_threshold`, `base_url`) override that setting, so flags sit on
-top of defaults, `.env` and the environment without per-command glue.
+A pipeline step (kbpipe/steps/) provides `EXAMPLES`, `add_arguments(parser)`,
+`READS`/`WRITES` (TABLES names, or functions of the parsed arguments that
+return one) and `execute(args, inputs, output, settings) -> StepResult | None`.
+The runner resolves the input (-i, else the local table, else its Hub repo),
+defaults the output from TABLES, runs the step, prints its summary and
+publishes the table with the split TABLES gives it. Other commands
+(kbpipe/commands/) provide `add_arguments` and `run(args, settings) -> int`.
+
+Arguments whose `dest` is a Settings field name (e.g. `reward_threshold`)
+override that setting, so flags sit on top of defaults, `.env` and the
+environment without per-command glue.
 """
 
 from __future__ import annotations
@@ -12,78 +18,69 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
-import importlib.util
-import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from kbpipe import __version__
-from kbpipe.config import Settings, load_settings
-from kbpipe.errors import ConfigError, KbpipeError, NotBuiltError
+from kbpipe.config import Settings, load_settings, table_spec
+from kbpipe.errors import KbpipeError
 
-# command -> module implementing it, in pipeline order.
-COMMANDS: dict[str, str] = {
-    "sample": "kbpipe.commands.sample",
-    "convert": "kbpipe.steps.convert",
-    "filter": "kbpipe.steps.filter",
-    "prompts": "kbpipe.steps.prompts",
-    "dedupe": "kbpipe.steps.dedupe",
-    "seqlen": "kbpipe.steps.seqlen",
-    "strip-reasoning": "kbpipe.steps.strip_reasoning",
-    "merge": "kbpipe.steps.merge",
-    "upload": "kbpipe.commands.upload",
-    "query": "kbpipe.commands.query",
-    "config": "kbpipe.cli",
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    module: str
+    summary: str
+    step: bool = False
+
+
+# In pipeline order. The one-line summaries live here, not in the modules, so
+# `kbpipe --help` imports none of them (they pull in aiohttp, jinja2, tokenizers).
+COMMANDS: dict[str, Command] = {
+    "sample": Command(
+        "kbpipe.commands.sample",
+        "write the bundled sample: a vf-eval JSONL and a KernelBook-style table",
+    ),
+    "convert": Command(
+        "kbpipe.steps.convert",
+        "step 0.5: vf-eval JSONL -> evals table (reasoning pulled out of the trajectory)",
+        step=True,
+    ),
+    "filter": Command(
+        "kbpipe.steps.filter",
+        "step 1: keep reward > threshold and rate each row's difficulty",
+        True,
+    ),
+    "prompts": Command(
+        "kbpipe.steps.prompts",
+        "step 2: write a task specification for every KernelBook module",
+        True,
+    ),
+    "dedupe": Command("kbpipe.steps.dedupe", "step 3: keep the best-reward row per module", True),
+    "seqlen": Command(
+        "kbpipe.steps.seqlen",
+        "step 4: token lengths under the chat template, recommended seq_len",
+        step=True,
+    ),
+    "strip-reasoning": Command(
+        "kbpipe.steps.strip_reasoning",
+        "step 5: keep only the answer part of each completion",
+        step=True,
+    ),
+    "merge": Command(
+        "kbpipe.steps.merge", "combine a base run and a synthetic-prompt run", step=True
+    ),
+    "upload": Command(
+        "kbpipe.commands.upload",
+        "publish a built table to the Hugging Face Hub (or stage it with --dry-run)",
+    ),
+    "query": Command("kbpipe.commands.query", "run SQL over this DATA_MODEL's outputs with DuckDB"),
+    "config": Command(
+        "kbpipe.commands.config",
+        "print the resolved settings, output paths and Hub repos (secrets masked)",
+    ),
 }
-
-# One-line summaries for `kbpipe --help`. Kept here, not read from the command
-# modules, so that a run imports only the module of the command it runs: the
-# others pull in aiohttp, jinja2, tokenizers and the Hub client.
-_SUMMARY = {
-    "sample": "write the bundled sample: a vf-eval JSONL and a KernelBook-style table",
-    "convert": "step 0.5: vf-eval JSONL -> evals table (reasoning pulled out of the trajectory)",
-    "filter": "step 1: keep reward > threshold and rate each row's difficulty",
-    "prompts": "step 2: write a task specification for every KernelBook module",
-    "dedupe": "step 3: keep the best-reward row per module",
-    "seqlen": "step 4: token lengths under the chat template, recommended seq_len",
-    "strip-reasoning": "step 5: keep only the <answer> part of each completion",
-    "merge": "combine a base run and a synthetic-prompt run",
-    "upload": "publish a table to the Hugging Face Hub",
-    "query": "run SQL over this DATA_MODEL's outputs with DuckDB",
-    "config": "print the resolved settings, output paths and Hub repos (secrets masked)",
-}
-
-HELP = "print the resolved settings, output paths and Hub repos (secrets masked)"
-EXAMPLES = """examples:
-  kbpipe config
-  DATA_MODEL=qwen3_30b kbpipe config --json"""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print as JSON")
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """`kbpipe config`."""
-    tables = ("source", "filtered", "unique", "synthetic")
-    info = {
-        "settings": settings.describe(),
-        "paths": {
-            "model_dir": str(settings.model_dir),
-            **{t: str(settings.table_path(t)) for t in tables},
-        },
-        "hub_repos": {t: settings.repo_id(t) for t in tables},
-    }
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    for section, values in info.items():
-        print(f"[{section}]")
-        width = max(len(k) for k in values)
-        for key, value in values.items():
-            print(f"  {key:<{width}}  {value}")
-    return 0
 
 
 def common_parser() -> argparse.ArgumentParser:
@@ -100,7 +97,7 @@ def common_parser() -> argparse.ArgumentParser:
 
 
 def step_parser() -> argparse.ArgumentParser:
-    """Options every pipeline step takes: input, output, row limit, upload switch."""
+    """Options every pipeline step takes: input, output, row limit, publishing."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("input and output")
     g.add_argument(
@@ -147,21 +144,7 @@ def step_parser() -> argparse.ArgumentParser:
     return p
 
 
-STEP_COMMANDS = {"convert", "filter", "prompts", "dedupe", "seqlen", "strip-reasoning", "merge"}
-
-
-def _load(command: str) -> ModuleType | None:
-    module_name = COMMANDS[command]
-    if module_name == __name__:
-        return sys.modules[__name__]
-    if importlib.util.find_spec(module_name) is None:
-        return None
-    return importlib.import_module(module_name)
-
-
-def build_parser(
-    command: str | None = None,
-) -> tuple[argparse.ArgumentParser, ModuleType | None]:
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, ModuleType | None]:
     """The argument parser, with full options for `command` only; returns its module too."""
     parser = argparse.ArgumentParser(
         prog="kbpipe",
@@ -170,27 +153,20 @@ def build_parser(
     )
     parser.add_argument("--version", action="version", version=f"kbpipe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    module = _load(command) if command in COMMANDS else None
-    common = common_parser()
-    for name in COMMANDS:
+    module = importlib.import_module(COMMANDS[command].module) if command in COMMANDS else None
+    for name, cmd in COMMANDS.items():
         if name != command:
-            sub.add_parser(name, help=_SUMMARY[name])
+            sub.add_parser(name, help=cmd.summary)
             continue
-        parents = [common, step_parser()] if name in STEP_COMMANDS else [common]
-        help_text = getattr(module, "HELP", None) or _SUMMARY[name]
         p = sub.add_parser(
             name,
-            parents=parents,
-            help=help_text,
-            description=help_text,
-            epilog=getattr(module, "EXAMPLES", None) or "(not built yet)",
+            parents=[common_parser(), step_parser()] if cmd.step else [common_parser()],
+            help=cmd.summary,
+            description=cmd.summary,
+            epilog=module.EXAMPLES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        if module is not None:
-            module.add_arguments(p)
-        else:
-            # Accept anything so `kbpipe X ...` reaches the "not built yet" message.
-            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        module.add_arguments(p)
     return parser, module
 
 
@@ -200,12 +176,60 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(overrides, env_file=getattr(args, "env_file", Path(".env")))
 
 
-def require_hub_token(settings: Settings) -> None:
-    if not settings.hf_token:
-        raise ConfigError(
-            "publishing to the Hub needs HF_TOKEN (in .env or the environment); "
-            "pass --no-upload to keep the result local or --hub-dry-run DIR to stage it"
+def _table(declared: Any, args: argparse.Namespace) -> Any:
+    return declared(args) if callable(declared) else declared
+
+
+def _publishes(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "upload", False) or getattr(args, "hub_dry_run", None))
+
+
+def run_step(module: ModuleType, args: argparse.Namespace, settings: Settings) -> int:
+    """Resolve the input, run the step, print its summary, publish its table."""
+    from kbpipe.hub.pull import resolve_input
+
+    if hasattr(module, "check_args"):  # before the input, which may come from the Hub
+        module.check_args(args, settings)
+    reads = _table(module.READS, args)
+    writes = _table(module.WRITES, args)  # (table, variant) or None
+    resolved = None
+    if reads is not None:
+        resolved = resolve_input(
+            args.input,
+            default_local=settings.table_path(reads),
+            default_repo=settings.repo_id(reads),
+            settings=settings,
         )
+    output = args.output or (settings.table_path(*writes) if writes else None)
+    result = module.execute(args, resolved, output, settings)
+    if result is None:  # a dry run printed its plan
+        return 0
+    for line in getattr(module, "report_lines", lambda r: [])(result):
+        print(line)
+    print("\n".join(result.summary_lines()))
+    if writes is not None and _publishes(args):
+        _publish(args, settings, result, *writes)
+    return 0
+
+
+def _publish(
+    args: argparse.Namespace, settings: Settings, result: Any, table: str, variant: str = ""
+) -> None:
+    from kbpipe.hub.publish import publish_table
+
+    split = (args.split or "module") if table_spec(table).split else "none"
+    report = publish_table(
+        result.output,
+        settings,
+        table=table,
+        stats=result.to_dict(settings),
+        split=split,
+        private=args.private,
+        dry_run_dir=args.hub_dry_run,
+        no_reasoning=variant == "no_reasoning",
+        merged=variant == "merged",
+    )
+    print("\n".join(report.summary_lines()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,20 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prog = f"kbpipe {args.command}"
     try:
-        if module is None:
-            raise NotBuiltError(f"the {args.command!r} step is not built yet")
         settings = settings_from_args(args)
-        sends_nothing = (
-            getattr(args, "hub_dry_run", None) is not None
-            or getattr(args, "dry_run", False) is True
-        )
-        if args.command in STEP_COMMANDS and args.upload and not sends_nothing:
+        if not COMMANDS[args.command].step:
+            return int(module.run(args, settings) or 0)
+        sends_nothing = args.hub_dry_run is not None or getattr(args, "dry_run", False) is True
+        if args.upload and not sends_nothing and _table(module.WRITES, args) is not None:
             # Fail before any work rather than after an hour of paid LLM calls.
-            require_hub_token(settings)
-        return int(module.run(args, settings) or 0)
-    except NotBuiltError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
+            settings.require_hf_token()
+        return run_step(module, args, settings)
     except KbpipeError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1

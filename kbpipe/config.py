@@ -23,14 +23,51 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 SYNTHETIC_SUFFIX = "-synthetic-prompts"
 
-# Which table a `{source,filtered,unique}` argument names, and its Hub suffix.
-TABLE_SUFFIX = {
-    "source": "evals",
-    "evals": "evals",
-    "filtered": "evals-filtered",
-    "unique": "evals-unique",
-    "synthetic": "synthetic-tasks",
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table of a run: its file, its Hub repo suffix, and whether it is published split."""
+
+    name: str
+    stem: str
+    hub_suffix: str
+    # Published as 90/10 train/validation (the seed split filtered and unique only).
+    split: bool
+    aliases: tuple[str, ...] = ()
+    # Stem of its strip-reasoning and merged variants (`source_no_reasoning`, ...).
+    variant_stem: str | None = None
+
+
+# The one registry of table names: file stems, Hub suffixes, aliases and splits.
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        TableSpec("source", "evals_dataset", "evals", False, ("evals",), "source"),
+        TableSpec("filtered", "filtered_dataset", "evals-filtered", True, (), "filtered"),
+        TableSpec("unique", "unique_dataset", "evals-unique", True, (), "unique"),
+        TableSpec("synthetic", "synthetic_prompts", "synthetic-tasks", False),
+        TableSpec("audited", "audited_dataset", "evals-audited", True),
+        TableSpec("decontaminated", "decontaminated_dataset", "evals-decontaminated", True),
+        TableSpec("verified", "verified_dataset", "evals-verified", True),
+    )
 }
+_ALIASES = {alias: t.name for t in TABLES.values() for alias in (t.name, *t.aliases)}
+# Tables that strip-reasoning and merge act on (they have `_no_reasoning`/`_merged` variants).
+VARIANT_TABLES = tuple(t.name for t in TABLES.values() if t.variant_stem)
+# variant -> (file stem suffix, Hub repo suffix)
+VARIANTS = {
+    "": ("", ""),
+    "no_reasoning": ("_no_reasoning", "-no-reasoning"),
+    "merged": ("_merged", "-merged"),
+}
+
+
+def table_spec(name: str) -> TableSpec:
+    """The registry entry for a table name or alias (`evals` is `source`)."""
+    try:
+        return TABLES[_ALIASES[name]]
+    except KeyError:
+        raise ConfigError(f"unknown table {name!r}; expected one of {sorted(_ALIASES)}") from None
 
 
 @dataclass(frozen=True)
@@ -81,38 +118,16 @@ class Settings:
     def model_dir(self) -> Path:
         return self.output_dir / self.run_name
 
-    @property
-    def evals_path(self) -> Path:
-        return self.model_dir / "evals_dataset.parquet"
-
-    @property
-    def filtered_path(self) -> Path:
-        return self.model_dir / "filtered_dataset.parquet"
-
-    @property
-    def unique_path(self) -> Path:
-        return self.model_dir / "unique_dataset.parquet"
-
-    @property
-    def synthetic_prompts_path(self) -> Path:
-        return self.model_dir / "synthetic_prompts.parquet"
-
-    def table_path(self, which: str) -> Path:
-        """Local output for `source|filtered|unique|synthetic`."""
-        paths = {
-            "source": self.evals_path,
-            "evals": self.evals_path,
-            "filtered": self.filtered_path,
-            "unique": self.unique_path,
-            "synthetic": self.synthetic_prompts_path,
-        }
-        if which not in paths:
-            raise ConfigError(f"unknown table {which!r}; expected one of {sorted(paths)}")
-        return paths[which]
-
-    def no_reasoning_path(self, which: str) -> Path:
-        stem = {"source": "source", "evals": "source"}.get(which, which)
-        return self.model_dir / f"{stem}_no_reasoning.parquet"
+    def table_path(self, which: str, variant: str = "") -> Path:
+        """Local file of a table (`source|filtered|unique|...`), or of its variant."""
+        spec = table_spec(which)
+        if not variant:
+            return self.model_dir / f"{spec.stem}.parquet"
+        if spec.variant_stem is None or variant not in VARIANTS:
+            raise ConfigError(f"the {spec.name} table has no {variant!r} variant")
+        # Merged tables combine the base and synthetic runs, so they live in the base folder.
+        folder = self.output_dir / self.data_model if variant == "merged" else self.model_dir
+        return folder / f"{spec.variant_stem}{VARIANTS[variant][0]}.parquet"
 
     def seqlen_json_path(self, which: str) -> Path:
         return self.model_dir / f"seqlen_{which}.json"
@@ -120,22 +135,19 @@ class Settings:
     def seqlen_rows_path(self, which: str) -> Path:
         return self.model_dir / f"seqlen_{which}.parquet"
 
-    def merged_path(self, which: str) -> Path:
-        # Merged tables combine the base and synthetic runs, so they live in the base folder.
-        stem = {"source": "source", "evals": "source"}.get(which, which)
-        return self.output_dir / self.data_model / f"{stem}_merged.parquet"
-
-    def repo_id(self, which: str, *, no_reasoning: bool = False, merged: bool = False) -> str:
+    def repo_id(self, which: str, variant: str = "") -> str:
         """Hub dataset repo for a table, e.g. `siro1/kernelbook-glm4_7-evals-filtered`."""
-        if which not in TABLE_SUFFIX:
-            raise ConfigError(f"unknown table {which!r}; expected one of {sorted(TABLE_SUFFIX)}")
-        stem = self.data_model if merged else self.run_name
-        name = f"kernelbook-{stem}-{TABLE_SUFFIX[which]}"
-        if no_reasoning:
-            name += "-no-reasoning"
-        if merged:
-            name += "-merged"
-        return f"{self.hf_org}/{name}"
+        spec = table_spec(which)
+        stem = self.data_model if variant == "merged" else self.run_name
+        return f"{self.hf_org}/kernelbook-{stem}-{spec.hub_suffix}{VARIANTS[variant][1]}"
+
+    def require_hf_token(self, what: str = "publishing to the Hub") -> None:
+        """The one check for HF_TOKEN, made before any work is done."""
+        if not self.hf_token:
+            raise ConfigError(
+                f"{what} needs HF_TOKEN (in .env or the environment); pass --no-upload to "
+                "keep the result local or --hub-dry-run DIR to stage it"
+            )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

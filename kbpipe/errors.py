@@ -13,7 +13,3 @@ class ConfigError(KbpipeError):
 
 class InputError(KbpipeError):
     """An input file or row is malformed; the message names the file, line or example_id."""
-
-
-class NotBuiltError(KbpipeError):
-    """The command exists in the interface but its step is not implemented yet (exit 2)."""

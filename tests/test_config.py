@@ -19,7 +19,7 @@ def test_defaults_match_the_seed(tmp_path: Path) -> None:
     assert s.spec_model == "moonshotai/kimi-k2-0905"
     assert (s.judge_concurrency, s.spec_concurrency) == (256, 1024)
     assert s.tokenizer == "Qwen/Qwen3-30B-A3B-Thinking-2507"
-    assert s.evals_path == Path("outputs/glm4_7/evals_dataset.parquet")
+    assert s.table_path("source") == Path("outputs/glm4_7/evals_dataset.parquet")
 
 
 def test_precedence_defaults_dotenv_environment_flags(tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_synthetic_prompt_run_paths_and_repos() -> None:
     assert s.model_dir == Path("outputs/glm4_7-synthetic-prompts")
     assert s.repo_id("filtered") == "siro1/kernelbook-glm4_7-synthetic-prompts-evals-filtered"
     # merged tables combine both runs, so they are named after the base run
-    assert s.repo_id("unique", merged=True) == "siro1/kernelbook-glm4_7-evals-unique-merged"
+    assert s.repo_id("unique", "merged") == "siro1/kernelbook-glm4_7-evals-unique-merged"
 
 
 def test_repo_ids_follow_the_seed() -> None:
@@ -86,8 +86,7 @@ def test_repo_ids_follow_the_seed() -> None:
     assert s.repo_id("unique") == "me/kernelbook-kimi_k2-evals-unique"
     assert s.repo_id("synthetic") == "me/kernelbook-kimi_k2-synthetic-tasks"
     assert (
-        s.repo_id("filtered", no_reasoning=True)
-        == "me/kernelbook-kimi_k2-evals-filtered-no-reasoning"
+        s.repo_id("filtered", "no_reasoning") == "me/kernelbook-kimi_k2-evals-filtered-no-reasoning"
     )
 
 

@@ -21,7 +21,8 @@ from kbpipe import cli
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError, KbpipeError
 from kbpipe.hub import publish as hub
-from kbpipe.hub.publish import publish_step, publish_table, pull_table
+from kbpipe.hub.publish import PublishReport, publish_table
+from kbpipe.hub.pull import pull_table
 from kbpipe.hub.splits import legacy_split_indices
 from kbpipe.io.lineage import StepResult
 from kbpipe.io.tables import file_sha256
@@ -93,6 +94,11 @@ def write_evals(path: Path, n: int = 200, *, n_modules: int = 40, **extra: list[
     return path
 
 
+def publish_step(result: StepResult, settings: Settings, **kwargs: Any) -> PublishReport:
+    """What the step runner does after a step: publish its output with its stats."""
+    return publish_table(result.output, settings, stats=result.to_dict(settings), **kwargs)
+
+
 def finished(settings: Settings, path: Path, step: str = "filter") -> StepResult:
     n = pq.ParquetFile(path).metadata.num_rows
     result = StepResult(step, output=path, rows_in=n + 5, rows_out=n)
@@ -114,7 +120,7 @@ def all_text(folder: Path) -> str:
 
 
 def test_publish_step_creates_repo_and_commits_once(tsettings: Settings, tmp_path: Path) -> None:
-    result = finished(tsettings, write_evals(tsettings.filtered_path))
+    result = finished(tsettings, write_evals(tsettings.table_path("filtered")))
     api = RecordingApi([".gitattributes"])
     publish_step(result, tsettings, table="filtered", split="module", private=True, api=api)
 
@@ -152,7 +158,7 @@ def test_publish_step_creates_repo_and_commits_once(tsettings: Settings, tmp_pat
 def test_reupload_with_fewer_shards_deletes_stale_ones_in_the_same_commit(
     tsettings: Settings,
 ) -> None:
-    path = write_evals(tsettings.filtered_path, 400)
+    path = write_evals(tsettings.table_path("filtered"), 400)
     stats = finished(tsettings, path).to_dict(tsettings)
     api = RecordingApi([".gitattributes", "notes/extra.parquet"])
     publish_table(
@@ -189,7 +195,7 @@ class UnreachableHub(RecordingApi):
 
 
 def test_a_failed_commit_is_one_clear_error_and_keeps_the_table(tsettings: Settings) -> None:
-    path = write_evals(tsettings.no_reasoning_path("unique"), 30)
+    path = write_evals(tsettings.table_path("unique", "no_reasoning"), 30)
     with pytest.raises(KbpipeError) as err:
         publish_table(
             path, tsettings, table="unique", stats={}, no_reasoning=True, api=UnreachableHub()
@@ -200,7 +206,7 @@ def test_a_failed_commit_is_one_clear_error_and_keeps_the_table(tsettings: Setti
 
 
 def test_publish_without_token_fails_before_any_work(settings: Settings) -> None:
-    path = write_evals(settings.filtered_path, 20)
+    path = write_evals(settings.table_path("filtered"), 20)
     before = sorted(os.listdir(path.parent))
     with pytest.raises(ConfigError, match="HF_TOKEN"):
         publish_table(path, settings, table="filtered", stats={}, split="module")
@@ -213,7 +219,7 @@ def test_publish_without_token_fails_before_any_work(settings: Settings) -> None
 def test_dry_run_stages_a_folder_datasets_loads(tsettings: Settings, tmp_path: Path) -> None:
     import datasets
 
-    result = finished(tsettings, write_evals(tsettings.filtered_path, 300))
+    result = finished(tsettings, write_evals(tsettings.table_path("filtered"), 300))
     hub_dir = tmp_path / "hub"
     report = publish_step(result, tsettings, table="filtered", split="module", dry_run_dir=hub_dir)
 
@@ -250,7 +256,7 @@ def test_dry_run_stages_a_folder_datasets_loads(tsettings: Settings, tmp_path: P
 def test_second_dry_run_with_fewer_shards_lists_the_deletes(
     tsettings: Settings, tmp_path: Path
 ) -> None:
-    path = write_evals(tsettings.unique_path, 300)
+    path = write_evals(tsettings.table_path("unique"), 300)
     stats = finished(tsettings, path, "dedupe").to_dict(tsettings)
     kwargs = dict(table="unique", stats=stats, split="legacy", dry_run_dir=tmp_path / "hub")
     publish_table(path, tsettings, max_shard_bytes=30_000, **kwargs)
@@ -272,7 +278,7 @@ def test_merged_table_publishes_configs_base_synthetic_all(
     import datasets
 
     sources = ["base"] * 150 + ["synthetic"] * 90
-    path = write_evals(tsettings.merged_path("filtered"), 240, data_source=sources)
+    path = write_evals(tsettings.table_path("filtered", "merged"), 240, data_source=sources)
     result = finished(tsettings, path, "merge")
     report = publish_step(
         result,
@@ -302,7 +308,7 @@ def test_table_with_a_split_column_keeps_its_assignment(
     tsettings: Settings, tmp_path: Path
 ) -> None:
     labels = ["validation" if i % 4 == 0 else "train" for i in range(80)]
-    path = write_evals(tsettings.no_reasoning_path("unique"), 80, split=labels)
+    path = write_evals(tsettings.table_path("unique", "no_reasoning"), 80, split=labels)
     result = finished(tsettings, path, "strip-reasoning")
     report = publish_step(
         result,
@@ -337,7 +343,7 @@ def test_tables_without_seed_splits_publish_one_train_split(
 def test_card_shows_seqlen_only_when_computed_on_the_published_file(
     tsettings: Settings, tmp_path: Path
 ) -> None:
-    path = write_evals(tsettings.filtered_path, 40)
+    path = write_evals(tsettings.table_path("filtered"), 40)
     report = {
         "tokenizer": "tok",
         "rows": 40,
@@ -409,7 +415,7 @@ def test_pull_rejects_malformed_addresses(settings: Settings, uri: str) -> None:
 def test_pull_of_a_one_split_repo_gives_its_shards_and_revision(
     tsettings: Settings, offline_cache: Path, tmp_path: Path
 ) -> None:
-    path = write_evals(tsettings.evals_path, 120)
+    path = write_evals(tsettings.table_path("source"), 120)
     publish_table(
         path,
         tsettings,
@@ -447,7 +453,7 @@ def test_round_trip_through_the_hub_cache_keeps_the_split(
     tsettings: Settings, tmp_path: Path
 ) -> None:
     """Publish, read back offline in a fresh process (HF_HUB_OFFLINE=1), publish again."""
-    path = write_evals(tsettings.filtered_path, 240)
+    path = write_evals(tsettings.table_path("filtered"), 240)
     stats = finished(tsettings, path).to_dict(tsettings)
     first = publish_table(
         path,
@@ -463,7 +469,7 @@ def test_round_trip_through_the_hub_cache_keeps_the_split(
 
     code = (
         "import json, sys; from pathlib import Path; from kbpipe.config import Settings; "
-        "from kbpipe.hub.publish import pull_table; "
+        "from kbpipe.hub.pull import pull_table; "
         "s = Settings(data_model='testmodel', output_dir=Path(sys.argv[2])); "
         "r = pull_table(sys.argv[1], s); "
         "print(json.dumps({'paths': [str(p) for p in r.paths], 'revision': r.revision}))"
@@ -523,7 +529,7 @@ def test_upload_publishes_with_the_step_stats_and_never_prints_the_token(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = Settings(data_model="testmodel", output_dir=tmp_path / "outputs")
-    finished(settings, write_evals(settings.unique_path, 60), "dedupe")
+    finished(settings, write_evals(settings.table_path("unique"), 60), "dedupe")
     api = RecordingApi()
     monkeypatch.setattr(hub, "api_factory", lambda token: api if token == TOKEN else None)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
@@ -545,7 +551,7 @@ def test_upload_all_dry_run_stages_every_built_table(
     settings = Settings(data_model="testmodel", output_dir=tmp_path / "outputs")
     for which in ("source", "filtered", "unique"):
         finished(settings, write_evals(settings.table_path(which), 50))
-    finished(settings, write_evals(settings.no_reasoning_path("filtered"), 50))
+    finished(settings, write_evals(settings.table_path("filtered", "no_reasoning"), 50))
     hub_dir = tmp_path / "hub"
     assert cli.main(["upload", "all", "--dry-run", str(hub_dir), *cli_env]) == 0
     staged = sorted(p.name for p in hub_dir.iterdir() if p.is_dir())

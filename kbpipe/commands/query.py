@@ -24,7 +24,6 @@ from kbpipe.errors import InputError
 from kbpipe.io import sql, sql_output
 from kbpipe.io.tables import _first_line, atomic_output
 
-HELP = "run SQL over this DATA_MODEL's outputs with DuckDB"
 EXAMPLES = """examples:
   kbpipe query                                    # list the views
   kbpipe query "select difficulty, count(*) from filtered group by 1"

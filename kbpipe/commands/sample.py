@@ -8,7 +8,6 @@ from pathlib import Path
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError
 
-HELP = "write the bundled sample: a vf-eval JSONL and a KernelBook-style table"
 EXAMPLES = """examples:
   kbpipe sample                                   # -> outputs/sample/
   kbpipe sample -o /tmp/demo --rows 1000 --reasoning-bytes 60000

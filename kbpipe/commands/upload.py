@@ -15,13 +15,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from kbpipe.config import Settings
+from kbpipe.config import Settings, table_spec
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.hub.publish import publish_table
 from kbpipe.io.lineage import StepResult, describe_input
 from kbpipe.io.tables import sidecar, table_format
 
-HELP = "publish a built table to the Hugging Face Hub (or stage it with --dry-run)"
 EXAMPLES = """examples:
   kbpipe upload filtered                       # outputs/glm4_7/filtered_dataset.parquet
   kbpipe upload unique --split legacy --private
@@ -29,15 +28,13 @@ EXAMPLES = """examples:
   kbpipe upload filtered --merged              # filtered_merged.parquet, configs base/synthetic/all
   kbpipe upload all --dry-run outputs/glm4_7/hub   # stage every built table, send nothing"""
 
-TABLES = ("source", "filtered", "unique", "synthetic")
-# Tables the seed published with a 90/10 split; the others get one train split.
-SPLIT_TABLES = ("filtered", "unique")
+PUBLISHED = ("source", "filtered", "unique", "synthetic", "verified")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "which",
-        choices=[*TABLES, "all"],
+        choices=[*PUBLISHED, "all"],
         help="table to publish; `all` publishes every table of this DATA_MODEL that is built",
     )
     parser.add_argument(
@@ -75,12 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.dry_run is None and not settings.hf_token:
+    if args.dry_run is None:
         # Checked before reading anything, like the steps do.
-        raise ConfigError(
-            "publishing needs HF_TOKEN (in .env or the environment); "
-            "--dry-run DIR stages the repo folder without sending anything"
-        )
+        settings.require_hf_token()
     targets = _targets(args, settings)
     for which, path, no_reasoning, merged in targets:
         report = publish_table(
@@ -100,10 +94,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _split_for(which: str, requested: str | None, *, single: bool) -> str:
-    # With `all`, --split applies to the tables the seed split; the others stay one train split.
-    if requested and (single or which in SPLIT_TABLES):
+    # With `all`, --split applies to the tables TABLES splits; the others stay one train split.
+    split_table = table_spec(which).split
+    if requested and (single or split_table):
         return requested
-    return "module" if which in SPLIT_TABLES else "none"
+    return "module" if split_table else "none"
 
 
 def _targets(args: argparse.Namespace, settings: Settings) -> list[tuple[str, Path, bool, bool]]:
@@ -111,7 +106,8 @@ def _targets(args: argparse.Namespace, settings: Settings) -> list[tuple[str, Pa
     if args.no_reasoning and args.merged:
         raise ConfigError("--no-reasoning and --merged cannot be combined")
     if args.which != "all":
-        path = args.input or _default_path(settings, args.which, args.no_reasoning, args.merged)
+        variant = _variant(args.no_reasoning, args.merged)
+        path = args.input or settings.table_path(args.which, variant)
         if str(path).startswith("hf:"):
             raise InputError(f"{path}: upload publishes a local table; pass a local file")
         if not path.exists():
@@ -120,11 +116,12 @@ def _targets(args: argparse.Namespace, settings: Settings) -> list[tuple[str, Pa
     if args.input is not None:
         raise ConfigError("`kbpipe upload all` publishes the built tables; -i names one table")
     found = []
-    for which in TABLES:
+    for which in PUBLISHED:
         for no_reasoning, merged in ((False, False), (True, False), (False, True)):
-            if which == "synthetic" and (no_reasoning or merged):
+            variant = _variant(no_reasoning, merged)
+            if variant and table_spec(which).variant_stem is None:
                 continue
-            path = _default_path(settings, which, no_reasoning, merged)
+            path = settings.table_path(which, variant)
             if path.exists():
                 found.append((which, path, no_reasoning, merged))
     if not found:
@@ -132,12 +129,8 @@ def _targets(args: argparse.Namespace, settings: Settings) -> list[tuple[str, Pa
     return found
 
 
-def _default_path(settings: Settings, which: str, no_reasoning: bool, merged: bool) -> Path:
-    if no_reasoning:
-        return settings.no_reasoning_path(which)
-    if merged:
-        return settings.merged_path(which)
-    return settings.table_path(which)
+def _variant(no_reasoning: bool, merged: bool) -> str:
+    return "no_reasoning" if no_reasoning else "merged" if merged else ""
 
 
 def _stats(path: Path, settings: Settings) -> dict[str, Any]:

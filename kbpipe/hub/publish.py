@@ -1,13 +1,6 @@
-"""Pull datasets from and publish them to the Hugging Face Hub.
+"""Publish tables to the Hugging Face Hub.
 
-Pull: ``snapshot_download(repo_type="dataset")`` of the data files only
-(Parquet, else JSON/JSONL) plus README.md, so the Hub cache makes reruns work
-offline (``HF_HUB_OFFLINE=1``). The resolved commit is recorded as the input's
-revision. A repo with several splits (train/validation) is combined into one
-local Parquet file with a ``split`` column, so publishing it again keeps the
-assignment; a one-split repo is handed to the step as its shard files.
-
-Publish: stage the folder ``datasets.push_to_hub`` would write (Parquet shards
+Stage the folder ``datasets.push_to_hub`` would write (Parquet shards
 under ``data/`` or one folder per config, README.md with the card), then send
 it in one ``HfApi.create_commit`` that adds the new files and deletes shards
 the new layout no longer has. ``--hub-dry-run DIR`` (``--dry-run`` for
@@ -19,10 +12,7 @@ one staged and the new one does not have.
 
 from __future__ import annotations
 
-import fnmatch
-import importlib
 import json
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -30,36 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from kbpipe.config import Settings
-from kbpipe.errors import ConfigError, InputError, KbpipeError
-from kbpipe.hub.cards import CardContext, RowSummary, read_data_files, render_readme
+from kbpipe.errors import InputError, KbpipeError
+from kbpipe.hub.cards import CardContext, RowSummary, render_readme
+from kbpipe.hub.pull import transport_errors
 from kbpipe.hub.splits import (
     MAX_SHARD_BYTES,
     SPLIT_COLUMN,
     StagedConfig,
     hub_schema,
-    split_from_path,
-    split_sort_key,
     write_configs,
 )
-from kbpipe.io.lineage import ResolvedInput, StepResult
 from kbpipe.io.tables import (
-    ROW_GROUP_ROWS,
-    atomic_output,
     file_sha256,
     parquet_schema,
     table_format,
     write_json,
 )
-
-_URI_RE = re.compile(r"^hf://datasets/([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(.+))?$")
-_PARQUET_PATTERNS = ["*.parquet", "README.md"]
-_JSON_PATTERNS = ["*.jsonl", "*.json", "README.md"]
-# JSON files in dataset repos that are metadata, not rows.
-_NOT_DATA = {"dataset_infos.json", "dataset_info.json", "dataset_dict.json", "state.json"}
 
 
 def _default_api_factory(token: str | None) -> Any:
@@ -70,155 +47,6 @@ def _default_api_factory(token: str | None) -> Any:
 
 # Builds the HfApi used to publish; tests replace it with a recording fake.
 api_factory: Callable[[str | None], Any] = _default_api_factory
-
-
-# --- pull -------------------------------------------------------------------------
-
-
-def parse_hub_uri(uri: str) -> tuple[str, str | None]:
-    """``hf://datasets/ORG/NAME[@revision]`` -> (repo_id, revision)."""
-    match = _URI_RE.match(uri)
-    if not match:
-        raise InputError(f"{uri}: not a Hub dataset address; expected hf://datasets/ORG/NAME[@rev]")
-    return match.group(1), match.group(2)
-
-
-def pull_table(uri: str, settings: Settings) -> ResolvedInput:
-    """Download (or find in the cache) a Hub dataset's data files for a step to read."""
-    repo_id, revision = parse_hub_uri(uri)
-    folder = _snapshot(uri, repo_id, revision, _PARQUET_PATTERNS, settings)
-    files = _data_files(folder)
-    if not files:
-        folder = _snapshot(uri, repo_id, revision, _JSON_PATTERNS, settings)
-        files = _data_files(folder)
-    if not files:
-        raise InputError(f"{uri}: the dataset has no Parquet or JSON data files")
-    if any(p.suffix == ".parquet" for _, p in files):
-        # A repo with both (KernelBook has a .json and a .parquet copy) is read from Parquet.
-        files = [(split, p) for split, p in files if p.suffix == ".parquet"]
-    commit = folder.name
-    splits = {split for split, _ in files}
-    paths = [path for _, path in files]
-    if len(splits) == 1 and all(p.suffix == ".parquet" for p in paths):
-        return ResolvedInput(paths, uri, revision=commit)
-    cache = settings.output_dir / ".hub-cache" / repo_id.replace("/", "--") / f"{commit}.parquet"
-    if not cache.exists():
-        _combine(files, cache, with_split=len(splits) > 1, uri=uri)
-    return ResolvedInput([cache], uri, revision=commit)
-
-
-def _snapshot(
-    uri: str, repo_id: str, revision: str | None, patterns: list[str], settings: Settings
-) -> Path:
-    from huggingface_hub import errors as hf_errors
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(
-            snapshot_download(
-                repo_id,
-                repo_type="dataset",
-                revision=revision,
-                allow_patterns=patterns,
-                token=settings.hf_token or None,
-            )
-        )
-    except hf_errors.RevisionNotFoundError:
-        raise InputError(f"{uri}: revision {revision!r} does not exist on the Hub") from None
-    except hf_errors.RepositoryNotFoundError:
-        raise InputError(
-            f"{uri}: no such dataset on the Hub (or it is private and HF_TOKEN cannot read it)"
-        ) from None
-    except hf_errors.IncompleteSnapshotError:
-        raise InputError(
-            f"{uri}: the cached copy is incomplete and the Hub cannot be reached; rerun online "
-            "or pass a local file with -i PATH (.parquet or .jsonl)"
-        ) from None
-    except (hf_errors.LocalEntryNotFoundError, *_transport_errors()):
-        raise InputError(
-            f"{uri}: the Hugging Face Hub cannot be reached and nothing is cached for it; "
-            "pass a local file with -i PATH (.parquet or .jsonl)"
-        ) from None
-    except hf_errors.HfHubHTTPError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{uri}: the Hub answered with an error: {first}") from None
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Connection failures, including those of the HTTP client huggingface_hub uses."""
-    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    for name in ("httpx2", "httpx"):
-        try:
-            errors.append(importlib.import_module(name).TransportError)
-        except (ImportError, AttributeError):
-            continue
-    return tuple(errors)
-
-
-def _data_files(folder: Path) -> list[tuple[str, Path]]:
-    """(split, path) of the data files, from the README's configs or the file names."""
-    candidates = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix in (".parquet", ".jsonl", ".json") and p.name not in _NOT_DATA
-    )
-    rel = {p.relative_to(folder).as_posix(): p for p in candidates}
-    declared = read_data_files(folder / "README.md")
-    found: list[tuple[str, Path]] = []
-    if declared:
-        for split, patterns in declared.items():
-            matched = sorted(
-                {r for r in rel for pattern in patterns if fnmatch.fnmatch(r, pattern)}
-            )
-            found += [(split, rel[r]) for r in matched]
-    else:
-        found = [(split_from_path(r), p) for r, p in rel.items()]
-    return sorted(found, key=lambda sp: (split_sort_key(sp[0]), str(sp[1])))
-
-
-def _combine(files: list[tuple[str, Path]], dest: Path, *, with_split: bool, uri: str) -> None:
-    """Stream several data files into one Parquet file, adding ``split`` when there are several."""
-    writer: pq.ParquetWriter | None = None
-    schema: pa.Schema | None = None
-    with atomic_output(dest) as tmp:
-        try:
-            for split, path in files:
-                for batch in _batches(path):
-                    table = pa.Table.from_batches([batch])
-                    if with_split:
-                        table = table.append_column(
-                            SPLIT_COLUMN, pa.array([split] * table.num_rows, pa.string())
-                        )
-                    if writer is None:
-                        schema = table.schema
-                        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
-                    try:
-                        table = table.select(schema.names).cast(schema)
-                    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
-                        raise InputError(
-                            f"{uri}: {path.name} has a different schema from the first data "
-                            f"file ({exc})"
-                        ) from None
-                    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            if writer is None:
-                raise InputError(f"{uri}: the dataset's data files hold no rows")
-        finally:
-            if writer is not None:
-                writer.close()
-
-
-def _batches(path: Path) -> Any:
-    if path.suffix == ".parquet":
-        yield from pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS)
-        return
-    import polars as pl
-
-    try:
-        frame = pl.read_ndjson(path, infer_schema_length=None)
-    except pl.exceptions.ComputeError:
-        # A .json file may hold one JSON array instead of one object per line.
-        frame = pl.read_json(path, infer_schema_length=None)
-    yield from frame.to_arrow().to_batches(max_chunksize=ROW_GROUP_ROWS)
 
 
 # --- publish ------------------------------------------------------------------------
@@ -247,38 +75,6 @@ class PublishReport:
         return lines
 
 
-def publish_step(
-    result: StepResult,
-    settings: Settings,
-    *,
-    table: str,
-    split: str = "module",
-    private: bool = False,
-    dry_run_dir: Path | None = None,
-    no_reasoning: bool = False,
-    merged: bool = False,
-    api: Any = None,
-) -> PublishReport:
-    """Publish a finished step's output (called after each step unless --no-upload)."""
-    if result.output is None:
-        raise ConfigError(f"{result.step}: nothing to publish, the step wrote no table")
-    report = publish_table(
-        result.output,
-        settings,
-        table=table,
-        stats=result.to_dict(settings),
-        split=split,
-        private=private,
-        dry_run_dir=dry_run_dir,
-        no_reasoning=no_reasoning,
-        merged=merged,
-        api=api,
-    )
-    for line in report.summary_lines():
-        print(line)
-    return report
-
-
 def publish_table(
     path: Path,
     settings: Settings,
@@ -294,12 +90,10 @@ def publish_table(
     max_shard_bytes: int = MAX_SHARD_BYTES,
 ) -> PublishReport:
     """Stage ``path`` as a Hub dataset folder and commit it (or only stage it, for a dry run)."""
-    repo_id = settings.repo_id(table, no_reasoning=no_reasoning, merged=merged)
-    if dry_run_dir is None and api is None and not settings.hf_token:
-        raise ConfigError(
-            f"publishing {repo_id} needs HF_TOKEN (in .env or the environment); "
-            "pass --no-upload to keep the result local or --hub-dry-run DIR to stage it"
-        )
+    variant = "no_reasoning" if no_reasoning else "merged" if merged else ""
+    repo_id = settings.repo_id(table, variant)
+    if dry_run_dir is None and api is None:
+        settings.require_hf_token(f"publishing {repo_id}")
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file to publish")
@@ -337,7 +131,7 @@ def publish_table(
 
         try:
             ops = _commit(hub, repo_id, staging, new_files, private=private, stats=stats)
-        except (HfHubHTTPError, *_transport_errors()) as exc:
+        except (HfHubHTTPError, *transport_errors()) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             flags = " --no-reasoning" * no_reasoning + " --merged" * merged
             raise KbpipeError(

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.io.lineage import StepResult, describe_input, publish_if_requested
+from kbpipe.io.lineage import StepResult, describe_input
 from kbpipe.io.rollouts import SCHEMA, BadRow, Chunk, read_chunks, to_batch
 from kbpipe.io.tables import (
     ROW_GROUP_ROWS,
@@ -38,7 +38,6 @@ from kbpipe.io.tables import (
     table_format,
 )
 
-HELP = "step 0.5: vf-eval JSONL -> evals table (reasoning pulled out of the trajectory)"
 EXAMPLES = """examples:
   kbpipe convert outputs/kernelbook-env.jsonl --no-upload
   kbpipe convert run.jsonl -o evals.parquet --skip-bad --no-upload
@@ -291,7 +290,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+READS = None
+WRITES = ("source", "")
+
+
+def execute(args: argparse.Namespace, inputs: None, output: Path, settings: Settings) -> StepResult:
     given = [p for p in (args.input_path, args.input) if p is not None]
     if not given:
         raise ConfigError("name the vf-eval JSONL to convert: kbpipe convert IN.jsonl")
@@ -299,19 +302,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"two inputs given ({given[0]} and {given[1]}); pass one")
     if given[0].startswith("hf://"):
         raise ConfigError("convert reads a local vf-eval JSONL file, not a Hub dataset")
-    output = args.output or settings.evals_path
-    result = convert(
+    return convert(
         given[0], output, settings, skip_bad=args.skip_bad, limit=settings.limit(args.limit)
     )
+
+
+def report_lines(result: StepResult) -> list[str]:
     m = result.metrics
-    print(f"Loaded {result.rows_in:,} rows from {given[0]}")
-    print(
-        f"Reward: min {m['reward_min']:.4f}  max {m['reward_max']:.4f}  mean {m['reward_mean']:.4f}"
-    )
-    print(f"Columns: {', '.join(m['columns'])}")
+    lines = [
+        f"Loaded {result.rows_in:,} rows from {result.inputs[0]['path']}",
+        f"Reward: min {m['reward_min']:.4f}  max {m['reward_max']:.4f}  "
+        f"mean {m['reward_mean']:.4f}",
+        f"Columns: {', '.join(m['columns'])}",
+    ]
     if m["rows_without_reasoning"]:
-        print(f"  note: {m['rows_without_reasoning']:,} rows carry no reasoning")
-    for line in result.summary_lines():
-        print(line)
-    publish_if_requested(args, settings, result, table="source", splits=False)
-    return 0
+        lines.append(f"  note: {m['rows_without_reasoning']:,} rows carry no reasoning")
+    return lines

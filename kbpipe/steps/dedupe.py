@@ -18,12 +18,11 @@ import duckdb
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
 from kbpipe.io import sql, sql_output
-from kbpipe.io.lineage import StepResult, publish_if_requested, resolve_input
+from kbpipe.io.lineage import ResolvedInput, StepResult
 
 DUPLICATE = "duplicate_module"
 TOP_N = 10
 
-HELP = "step 3: keep the best-reward row per module"
 EXAMPLES = """examples:
   kbpipe dedupe --no-upload                 # outputs/$DATA_MODEL/filtered -> unique
   kbpipe dedupe -i filtered.parquet -o unique.parquet --no-upload"""
@@ -108,16 +107,14 @@ def summary_lines(result: StepResult) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    resolved = resolve_input(
-        args.input,
-        default_local=settings.filtered_path,
-        default_repo=settings.repo_id("filtered"),
-        settings=settings,
-    )
-    output = args.output or settings.unique_path
-    result = dedupe(resolved, output, settings, limit=settings.limit(args.limit))
-    print("\n".join(summary_lines(result)))
-    print("\n".join(result.summary_lines()))
-    publish_if_requested(args, settings, result, table="unique", splits=True)
-    return 0
+READS = "filtered"
+WRITES = ("unique", "")
+
+
+def execute(
+    args: argparse.Namespace, inputs: ResolvedInput, output: Path, settings: Settings
+) -> StepResult:
+    return dedupe(inputs, output, settings, limit=settings.limit(args.limit))
+
+
+report_lines = summary_lines

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
+from kbpipe.hub.pull import resolve_input
 from kbpipe.io import sql, sql_output
-from kbpipe.io.lineage import ResolvedInput, StepResult, publish_if_requested, resolve_input
+from kbpipe.io.lineage import ResolvedInput, StepResult
 
 TABLES = ("source", "filtered", "unique")
 
-HELP = "combine a base run and a synthetic-prompt run"
 EXAMPLES = """examples:
   kbpipe merge filtered --no-upload     # both runs' folders -> $DATA_MODEL/filtered_merged.parquet
   kbpipe merge unique -i base.parquet --synthetic synth.parquet -o merged.parquet --no-upload"""
@@ -95,17 +95,21 @@ def default_input(given: str | None, which: str, settings: Settings, run: str) -
     )
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+READS = None
+
+
+def WRITES(args: argparse.Namespace) -> tuple[str, str]:  # noqa: N802 - the runner's contract
+    return (args.which, "merged")
+
+
+def execute(args: argparse.Namespace, inputs: None, output: Path, settings: Settings) -> StepResult:
     base = default_input(args.input, args.which, settings, "base")
     synthetic = default_input(args.synthetic, args.which, settings, "synthetic")
-    output = args.output or settings.merged_path(args.which)
-    result = merge(base, synthetic, output, settings, limit=settings.limit(args.limit))
-    print(
-        f"Merged {args.which}: {result.metrics['n_base']:,} base + "
-        f"{result.metrics['n_synthetic']:,} synthetic = {result.rows_out:,} rows"
-    )
-    print("\n".join(result.summary_lines()))
-    publish_if_requested(
-        args, settings, result, table=args.which, splits=args.which != "source", merged=True
-    )
-    return 0
+    return merge(base, synthetic, output, settings, limit=settings.limit(args.limit))
+
+
+def report_lines(result: StepResult) -> list[str]:
+    m = result.metrics
+    return [
+        f"Merged: {m['n_base']:,} base + {m['n_synthetic']:,} synthetic = {result.rows_out:,} rows"
+    ]

@@ -21,17 +21,18 @@ import polars as pl
 
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
-from kbpipe.io.lineage import ResolvedInput, StepResult, publish_if_requested, resolve_input
+from kbpipe.hub.pull import resolve_input
+from kbpipe.io.lineage import ResolvedInput, StepResult
 from kbpipe.io.tables import read_table, write_table
 from kbpipe.rater.cliargs import add_rater_arguments, options_from_args
 from kbpipe.rater.specs import DEFAULT_ANSWER_FORMAT, SPECS, training_prompt
-from kbpipe.rater.tasks import RaterOptions, plan_task, report_lines, run_task
+from kbpipe.rater.tasks import RaterOptions, plan_task, run_task
+from kbpipe.rater.tasks import report_lines as rater_report_lines
 
 COLUMNS = ("prompt", "module_name", "python_code", "triton_code", "uuid")
 SOURCE_COLUMNS = COLUMNS[1:]
 MISSING_CODE = "python_code_missing"
 
-HELP = "step 2: write a task specification for every KernelBook module"
 EXAMPLES = """examples:
   kbpipe prompts --no-upload                  # GPUMODE/KernelBook -> synthetic prompts, LLM
   kbpipe prompts --dry-run --no-upload       # requests and prompt tokens it would send
@@ -158,7 +159,14 @@ def length_stats(prompts: Sequence[str]) -> dict[str, float]:
     }
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+# KernelBook is not a table of the run: read from -i or the KERNELBOOK_REPO dataset.
+READS = None
+WRITES = ("synthetic", "")
+
+
+def execute(
+    args: argparse.Namespace, inputs: None, output: Path, settings: Settings
+) -> StepResult | None:
     options = options_from_args(args, settings)
     resolved = resolve_input(
         args.input, default_local=None, default_repo=settings.kernelbook_repo, settings=settings
@@ -167,18 +175,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run:
         plan = plan_prompts(resolved, settings, options, limit)
         print("\n".join(plan.lines(SPECS, settings.spec_model)))
-        return 0
-    output = args.output or settings.synthetic_prompts_path
-    result = generate_prompts(
+        return None
+    return generate_prompts(
         resolved, output, settings, options, answer_format=args.answer_format, limit=limit
     )
-    print("\n".join(report_lines("specs", result.metrics["specs"])))
+
+
+def report_lines(result: StepResult) -> list[str]:
+    lines = rater_report_lines("specs", result.metrics["specs"])
     stats = result.metrics["prompt_chars"]
     if stats:
-        print(
+        lines.append(
             f"  prompt length (chars): mean {stats['mean']:,.0f}, median "
             f"{stats['median']:,.0f}, min {stats['min']:,}, max {stats['max']:,}"
         )
-    print("\n".join(result.summary_lines()))
-    publish_if_requested(args, settings, result, table="synthetic", splits=False)
-    return 0
+    return lines

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.io.lineage import StepResult, describe_input, resolve_input, settled
+from kbpipe.io.lineage import ResolvedInput, StepResult, describe_input, settled
 from kbpipe.io.tables import (
     ParquetStreamWriter,
     atomic_output,
@@ -49,7 +49,6 @@ from kbpipe.tokens.chat import (
 )
 from kbpipe.tokens.length_report import REASONING_WORD, format_report, plot_histogram, summarize
 
-HELP = "step 4: token lengths under the chat template, recommended seq_len"
 EXAMPLES = """examples:
   kbpipe seqlen                                  # outputs/$DATA_MODEL/filtered_dataset.parquet
   kbpipe seqlen --unique --tokenizer .cache/tokenizers/qwen3 --plot lengths.png
@@ -120,40 +119,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-rows", type=int, default=BATCH_ROWS, help=argparse.SUPPRESS)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def READS(args: argparse.Namespace) -> str:  # noqa: N802 - the runner's contract
+    return args.which
+
+
+# seqlen writes a report, not a table: nothing to publish.
+WRITES = None
+
+
+def check_args(args: argparse.Namespace, settings: Settings) -> None:
     if args.hub_dry_run is not None:
         raise ConfigError("seqlen does not publish; drop --hub-dry-run")
     if args.output is not None and args.drop_over is None:
         raise ConfigError("-o/--output is the table written by --drop-over N; pass both")
-    resolved = resolve_input(
-        args.input,
-        default_local=settings.table_path(args.which),
-        default_repo=settings.repo_id(args.which),
-        settings=settings,
-    )
-    result = seqlen(
-        resolved.paths,
+
+
+def execute(
+    args: argparse.Namespace, inputs: ResolvedInput, output: Path | None, settings: Settings
+) -> StepResult:
+    return seqlen(
+        inputs.paths,
         settings,
         which=args.which,
         reasoning=args.reasoning,
         chat_template=args.chat_template,
         limit=settings.limit(args.limit),
         drop_over=args.drop_over,
-        output=args.output,
+        output=output,
         plot=args.plot,
         batch_rows=args.batch_rows,
-        lineage=resolved.lineage(),
+        lineage=inputs.lineage(),
         counter=args.counter,
     )
+
+
+def report_lines(result: StepResult) -> list[str]:
     report = json.loads(Path(result.metrics["report"]).read_text(encoding="utf-8"))
-    print(format_report(report))
     m = result.metrics
-    print(f"\ncounted {m['total_tokens']:,} tokens in {m['count_s']:.1f}s", end="")
-    print(f" ({m['tokens_per_s'] / 1e6:.2f} M tokens/s)" if m["tokens_per_s"] else "")
-    print(f"counter: {report['tokenizer_info']['counter']}")
-    print(f"wrote {m['report']}")
-    print("\n".join(result.summary_lines()))
-    return 0
+    rate = f" ({m['tokens_per_s'] / 1e6:.2f} M tokens/s)" if m["tokens_per_s"] else ""
+    return [
+        format_report(report),
+        f"\ncounted {m['total_tokens']:,} tokens in {m['count_s']:.1f}s{rate}",
+        f"counter: {report['tokenizer_info']['counter']}",
+        f"wrote {m['report']}",
+    ]
 
 
 def seqlen(

@@ -23,14 +23,13 @@ import duckdb
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
 from kbpipe.io import sql, sql_output
-from kbpipe.io.lineage import StepResult, publish_if_requested, resolve_input
+from kbpipe.io.lineage import ResolvedInput, StepResult
 from kbpipe.io.tables import atomic_output, table_format
 
 TABLES = ("source", "filtered", "unique")
 ON_MISSING = ("error", "drop")
 MISSING_ANSWER = "missing_answer"
 
-HELP = "step 5: keep only the <answer> part of each completion"
 EXAMPLES = """examples:
   kbpipe strip-reasoning filtered --no-upload    # -> $DATA_MODEL/filtered_no_reasoning.parquet
   kbpipe strip-reasoning source --on-missing drop --no-upload
@@ -110,25 +109,21 @@ def _handle_missing(
         raise AssertionError(f"{n_missing} rows had no answer but {n_rejects} were rejected")
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    resolved = resolve_input(
-        args.input,
-        default_local=settings.table_path(args.which),
-        default_repo=settings.repo_id(args.which),
-        settings=settings,
+def READS(args: argparse.Namespace) -> str:  # noqa: N802 - the runner's contract
+    return args.which
+
+
+def WRITES(args: argparse.Namespace) -> tuple[str, str]:  # noqa: N802
+    return (args.which, "no_reasoning")
+
+
+def execute(
+    args: argparse.Namespace, inputs: ResolvedInput, output: Path, settings: Settings
+) -> StepResult:
+    return strip_reasoning(
+        inputs, output, settings, on_missing=args.on_missing, limit=settings.limit(args.limit)
     )
-    output = args.output or settings.no_reasoning_path(args.which)
-    result = strip_reasoning(
-        resolved, output, settings, on_missing=args.on_missing, limit=settings.limit(args.limit)
-    )
-    print(f"Stripped reasoning from {args.which}: {result.rows_out:,} of {result.rows_in:,} rows")
-    print("\n".join(result.summary_lines()))
-    publish_if_requested(
-        args,
-        settings,
-        result,
-        table=args.which,
-        splits=args.which != "source",
-        no_reasoning=True,
-    )
-    return 0
+
+
+def report_lines(result: StepResult) -> list[str]:
+    return [f"Stripped reasoning: {result.rows_out:,} of {result.rows_in:,} rows"]

@@ -18,7 +18,7 @@ import duckdb
 
 from kbpipe.config import Settings
 from kbpipe.io import sql, sql_output
-from kbpipe.io.lineage import StepResult, publish_if_requested, resolve_input
+from kbpipe.io.lineage import ResolvedInput, StepResult
 from kbpipe.steps.filter.reward import RewardFilter, filter_by_reward, summary_lines
 
 # The rater (aiohttp, polars, pyarrow) is imported only when rows are rated:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 RATERS = ("none", "offline", "api")
 RATING_COLUMNS = ("difficulty", "evaluation_raw")
 
-HELP = "step 1: keep reward > threshold and rate each row's difficulty"
 EXAMPLES = """examples:
   kbpipe filter --no-upload                       # evals -> filtered, LLM judge (api)
   kbpipe filter --rater none --threshold 0.9 -i outputs/glm4_7/evals_dataset.parquet
@@ -119,36 +118,44 @@ def _check_rater(rater: str) -> None:
         raise ValueError(f"rater must be one of {RATERS}, got {rater!r}")
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+READS = "source"
+WRITES = ("filtered", "")
+
+
+def check_args(args: argparse.Namespace, settings: Settings) -> None:
+    """Settings errors (a missing API key) before the input, which may come from the Hub."""
+    if args.rater != "none":
+        from kbpipe.rater.cliargs import options_from_args
+
+        options_from_args(args, settings)
+
+
+def execute(
+    args: argparse.Namespace, inputs: ResolvedInput, output: Path, settings: Settings
+) -> StepResult | None:
     from kbpipe.rater.cliargs import options_from_args
     from kbpipe.rater.judge import JUDGE
-    from kbpipe.rater.tasks import report_lines
     from kbpipe.steps.filter.rating import plan_judge
 
-    _check_rater(args.rater)  # before resolving the input, which may pull from the Hub
     options = options_from_args(args, settings) if args.rater != "none" else None
-    resolved = resolve_input(
-        args.input,
-        default_local=settings.evals_path,
-        default_repo=settings.repo_id("source"),
-        settings=settings,
-    )
-    output = args.output or settings.filtered_path
     if options is not None and args.dry_run:
-        plan = plan_judge(resolved, output, settings, options, limit=settings.limit(args.limit))
+        plan = plan_judge(inputs, output, settings, options, limit=settings.limit(args.limit))
         print("\n".join(plan.lines(JUDGE, settings.judge_model)))
-        return 0
-    result = filter_step(
-        resolved,
+        return None
+    return filter_step(
+        inputs,
         output,
         settings,
         rater=args.rater,
         limit=settings.limit(args.limit),
         rater_options=options,
     )
-    print("\n".join(summary_lines(result.metrics["reward_filter"])))
+
+
+def report_lines(result: StepResult) -> list[str]:
+    from kbpipe.rater.tasks import report_lines as rater_report_lines
+
+    lines = summary_lines(result.metrics["reward_filter"])
     if "judge" in result.metrics:
-        print("\n".join(report_lines("judge", result.metrics["judge"], value_label="difficulty")))
-    print("\n".join(result.summary_lines()))
-    publish_if_requested(args, settings, result, table="filtered", splits=True)
-    return 0
+        lines += rater_report_lines("judge", result.metrics["judge"], value_label="difficulty")
+    return lines
