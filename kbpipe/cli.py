@@ -76,6 +76,10 @@ COMMANDS: dict[str, Command] = {
         "publish a built table to the Hugging Face Hub (or stage it with --dry-run)",
     ),
     "query": Command("kbpipe.commands.query", "run SQL over this DATA_MODEL's outputs with DuckDB"),
+    "report": Command(
+        "kbpipe.commands.report",
+        "one self-contained HTML page of plots about this DATA_MODEL's run",
+    ),
     "config": Command(
         "kbpipe.commands.config",
         "print the resolved settings, output paths and Hub repos (secrets masked)",

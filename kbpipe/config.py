@@ -23,6 +23,15 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 SYNTHETIC_SUFFIX = "-synthetic-prompts"
 
+# The judge's difficulty levels, in the order reports and cards list them.
+DIFFICULTY_LEVELS = ("low", "medium", "high")
+
+
+def difficulty_order(level: str) -> tuple[int, str]:
+    """Sort key: the levels in their order, anything else after them."""
+    known = DIFFICULTY_LEVELS
+    return (known.index(level) if level in known else len(known), level)
+
 
 @dataclass(frozen=True)
 class TableSpec:

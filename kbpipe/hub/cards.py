@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
+from kbpipe.config import difficulty_order
 from kbpipe.hub.splits import StagedConfig
 from kbpipe.io.tables import sidecar
 
@@ -369,9 +370,7 @@ def _difficulty(rows: RowSummary) -> list[str]:
     return [*lines, ""]
 
 
-def _level_order(level: str) -> tuple[int, str]:
-    order = ("low", "medium", "high")
-    return (order.index(level) if level in order else len(order), level)
+_level_order = difficulty_order
 
 
 def _rewards(rows: RowSummary) -> list[str]:

@@ -39,10 +39,8 @@ _SQL_DIRS = (
 )
 
 # DuckDB's buffer pool, not the whole process: Python and Arrow batches come
-# on top. Near its limit DuckDB evicts and reallocates buffers over and over:
-# at 512 MB, merging the 18k-row table with itself spent as much CPU time in the
-# kernel (page faults) as in user space, and took 3.1-4.2 s; at 1 GB it took
-# 2.5-3.0 s. The benchmark steps peak at 0.2-0.72 GB of RSS with this.
+# on top. Near its limit DuckDB evicts and reallocates buffers over and over
+# (page faults), so the limit leaves room above the benchmark tables' working set.
 MEMORY_LIMIT = "1GB"
 
 # The column open_input adds: the row's position in the input, file by file.

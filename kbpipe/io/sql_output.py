@@ -38,12 +38,11 @@ COPY_TO_PARQUET = (
     f"string_dictionary_page_size_limit {1024 * 1024})"
 )
 
-# write_ordered sorts this much of a table in memory at a time. On the 8k-row
-# benchmark table (470 MB of unique rows) 32 MB ran fastest, with a 610 MB peak
-# against 840 MB for 128 MB buckets.
+# write_ordered sorts this much of a table in memory at a time: larger buckets
+# raise peak memory without making it faster (bench/bench_tables.py measures it).
 SORT_BUCKET_BYTES = 32 * 1024 * 1024
-# Up to this much, write_ordered lets DuckDB sort the rows: 48 rows of the
-# benchmark's unique table come out in 0.05 s instead of 0.4 s through buckets.
+# Up to this much, write_ordered lets DuckDB sort the rows: for small tables the
+# bucket files cost more than the sort.
 IN_MEMORY_SORT_BYTES = 64 * 1024 * 1024
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from kbpipe.errors import InputError
 
 # polars and pyarrow are imported where they are used: the DuckDB steps touch
-# neither on their main path, and importing both costs a step ~0.3 s of start-up.
+# neither on their main path, and importing both is a large share of a small step's start-up.
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa

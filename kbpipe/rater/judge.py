@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from kbpipe.config import DIFFICULTY_LEVELS
 from kbpipe.rater.offline import rules as offline
 from kbpipe.rater.tasks import Task
 
 TEMPLATE_VERSION = "judge-v1"
-LEVELS = ("low", "medium", "high")
+LEVELS = DIFFICULTY_LEVELS
 
 SYSTEM = (
     "You are a senior GPU kernel engineer. You rate how hard it is to implement a given "

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kbpipe.config import Settings
+from kbpipe.config import Settings, difficulty_order
 from kbpipe.errors import ConfigError
 from kbpipe.rater.batch import BatchRunner, EngineConfig, Job, Outcome, RunReport
 from kbpipe.rater.client import Endpoint, Retries, Sampling, Timeouts
@@ -273,6 +273,4 @@ def report_lines(
     return lines
 
 
-def _order(value: str) -> tuple[int, str]:
-    levels = ("low", "medium", "high")
-    return (levels.index(value), value) if value in levels else (len(levels), value)
+_order = difficulty_order

@@ -47,10 +47,11 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
+from kbpipe.config import DIFFICULTY_LEVELS
 from kbpipe.io.tables import atomic_output, write_table
 from kbpipe.sample import modules as data
 
-TIERS = ("low", "medium", "high")
+TIERS = DIFFICULTY_LEVELS
 LAYOUTS = ("trajectory", "verifiers")
 MODEL = "moonshotai/Kimi-K2-Thinking"
 KERNELBOOK_COLUMNS = (

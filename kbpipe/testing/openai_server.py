@@ -31,6 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
+from kbpipe.config import DIFFICULTY_LEVELS
+
 FAULTS = ("429", "500", "hang", "drop", "malformed", "notag", "401")
 
 
@@ -67,7 +69,7 @@ class Stats:
 
 def answer_text(body_hash: str) -> str:
     """A deterministic answer carrying both task tags; each parser takes its own."""
-    level = ("low", "medium", "high")[int(body_hash[:8], 16) % 3]
+    level = DIFFICULTY_LEVELS[int(body_hash[:8], 16) % 3]
     return (
         f"The module is rated by the test server.\n<difficulty>{level}</difficulty>\n"
         f"<specification>\nTask {body_hash[:12]}: implement the module in Triton.\n"

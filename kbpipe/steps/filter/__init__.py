@@ -19,6 +19,7 @@ import duckdb
 from kbpipe.config import Settings
 from kbpipe.io import sql, sql_output
 from kbpipe.io.lineage import ResolvedInput, StepResult
+from kbpipe.steps.filter.rating import RATING_COLUMNS
 from kbpipe.steps.filter.reward import RewardFilter, filter_by_reward, summary_lines
 
 # The rater (aiohttp, polars, pyarrow) is imported only when rows are rated:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from kbpipe.rater.tasks import RaterOptions
 
 RATERS = ("none", "offline", "api")
-RATING_COLUMNS = ("difficulty", "evaluation_raw")
 
 EXAMPLES = """examples:
   kbpipe filter --no-upload                       # evals -> filtered, LLM judge (api)
