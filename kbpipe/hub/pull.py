@@ -163,12 +163,11 @@ def _data_files(folder: Path) -> list[tuple[str, Path]]:
 def _combine(files: list[tuple[str, Path]], dest: Path, *, with_split: bool, uri: str) -> None:
     """Stream several data files into one Parquet file, adding ``split`` when there are several."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from kbpipe.hub.splits import SPLIT_COLUMN
-    from kbpipe.io.tables import ROW_GROUP_ROWS, atomic_output
+    from kbpipe.io.tables import BatchWriter, atomic_output
 
-    writer: pq.ParquetWriter | None = None
+    writer: BatchWriter | None = None
     schema: pa.Schema | None = None
     with atomic_output(dest) as tmp:
         try:
@@ -181,7 +180,7 @@ def _combine(files: list[tuple[str, Path]], dest: Path, *, with_split: bool, uri
                         )
                     if writer is None:
                         schema = table.schema
-                        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                        writer = BatchWriter(tmp, schema, "parquet")
                     try:
                         table = table.select(schema.names).cast(schema)
                     except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
@@ -189,7 +188,7 @@ def _combine(files: list[tuple[str, Path]], dest: Path, *, with_split: bool, uri
                             f"{uri}: {path.name} has a different schema from the first data "
                             f"file ({exc})"
                         ) from None
-                    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                    writer.write(table)
             if writer is None:
                 raise InputError(f"{uri}: the dataset's data files hold no rows")
         finally:

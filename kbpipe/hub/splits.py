@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.io.tables import ROW_GROUP_ROWS, parquet_schema
+from kbpipe.io.tables import ROW_GROUP_ROWS, BatchWriter, parquet_schema
 
 SPLIT_MODES = ("module", "legacy", "none")
 VALIDATION_FRACTION = 0.1
@@ -303,11 +303,11 @@ def write_split_shards(
                 rel = f"{data_dir}/{split}-{shard:05d}-of-{n_shards:05d}.parquet"
                 dest = folder / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                with pq.ParquetWriter(dest, schema, compression="zstd") as writer:
+                with BatchWriter(dest, schema, "parquet") as writer:
                     for start in range(0, len(shard_rows), ROW_GROUP_ROWS):
                         batch = reader.take(shard_rows[start : start + ROW_GROUP_ROWS])
                         batch = batch.select(schema.names).cast(schema)
-                        writer.write_table(batch, row_group_size=ROW_GROUP_ROWS)
+                        writer.write(batch)
                         out.num_examples += batch.num_rows
                         out.num_bytes += batch.nbytes
                         if observe is not None:

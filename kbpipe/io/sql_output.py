@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from kbpipe.io import sql
-from kbpipe.io.tables import ROW_GROUP_ROWS, ParquetStreamWriter, atomic_output, table_format
+from kbpipe.io.tables import ROW_GROUP_ROWS, BatchWriter, atomic_output, table_format
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -205,7 +205,7 @@ def _write_batches(
 
     batches = _prefetched(batches)
     if fmt == "parquet":
-        writer = ParquetStreamWriter(path, schema)
+        writer = BatchWriter(path, schema, "parquet")
         try:
             for batch in batches:
                 writer.write(pa.Table.from_batches([batch], schema=schema))

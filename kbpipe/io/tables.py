@@ -60,39 +60,77 @@ def atomic_output(dest: Path) -> Iterator[Path]:
 
 def write_table(table: pa.Table | pl.DataFrame, dest: Path) -> Path:
     """Write a whole table atomically as Parquet or JSONL, chosen by extension."""
-    import polars as pl
-    import pyarrow.parquet as pq
-
     dest = Path(dest)
     fmt = table_format(dest)
-    if isinstance(table, pl.DataFrame):
+    if hasattr(table, "to_arrow"):  # a polars DataFrame
         table = table.to_arrow()
-    with atomic_output(dest) as tmp:
-        if fmt == "parquet":
-            pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="zstd")
-        else:
-            pl.from_arrow(table).write_ndjson(tmp)
+    with atomic_output(dest) as tmp, BatchWriter(tmp, table.schema, fmt) as writer:
+        writer.write(table)
     return dest
 
 
-class ParquetStreamWriter:
-    """Append record batches to a Parquet file under construction.
+class BatchWriter:
+    """The one writer of kbpipe's output tables: Parquet (zstd, ROW_GROUP_ROWS per
+    group) or JSONL, chosen by the file's extension unless `fmt` is given.
 
-    Used inside `atomic_output`; the schema is fixed by the first batch.
+    Used inside `atomic_output`. The Parquet schema is `schema`, or fixed by the
+    first batch written; JSONL rows come from Arrow batches or, where a step
+    must write the exact JSON text of its input rows, from `write_rows`.
     """
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, schema: pa.Schema | None = None, fmt: str | None = None):
+        self.path = Path(path)
+        self.fmt = fmt or table_format(self.path)
+        self.schema = schema
+        self.rows = 0
+        self._parquet: Any = None
+        self._fh: Any = None
+        if self.fmt == "jsonl":
+            self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        elif schema is not None:
+            self._open_parquet(schema)
+
+    def _open_parquet(self, schema: pa.Schema) -> None:
         import pyarrow.parquet as pq
 
-        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
-        self.rows = 0
+        self.schema = schema
+        self._parquet = pq.ParquetWriter(self.path, schema, compression="zstd")
 
-    def write(self, table: pa.Table) -> None:
-        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+    def write(self, table: pa.Table | pa.RecordBatch) -> None:
+        import pyarrow as pa
+
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        if self.fmt == "jsonl":
+            if table.num_rows:
+                import polars as pl
+
+                pl.from_arrow(table).write_ndjson(self._fh)
+        else:
+            if self._parquet is None:
+                self._open_parquet(table.schema)
+            self._parquet.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.rows += table.num_rows
 
+    def write_rows(self, rows: Iterable[dict[str, Any]]) -> None:
+        """JSONL only: rows as JSON text, one per line, non-ASCII kept as is."""
+        for row in rows:
+            self._fh.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+            self.rows += 1
+
     def close(self) -> None:
-        self._writer.close()
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_table(path: Path, columns: Sequence[str] | None = None) -> pl.DataFrame:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import math
 import os
 from collections import Counter
@@ -32,7 +31,7 @@ from kbpipe.io.lineage import StepResult, describe_input
 from kbpipe.io.rollouts import SCHEMA, BadRow, Chunk, read_chunks, to_batch
 from kbpipe.io.tables import (
     ROW_GROUP_ROWS,
-    ParquetStreamWriter,
+    BatchWriter,
     atomic_output,
     sidecar,
     table_format,
@@ -50,7 +49,7 @@ class _ParquetOut:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.schema = SCHEMA
-        self._writer: ParquetStreamWriter | None = None
+        self._writer: BatchWriter | None = None
         self.rewrites = 0
 
     def write(self, batch: pa.RecordBatch, rows: list[dict[str, Any]]) -> None:
@@ -58,7 +57,7 @@ class _ParquetOut:
             self._widen(batch.schema)
         if self._writer is None:
             self.schema = batch.schema
-            self._writer = ParquetStreamWriter(self.path, self.schema)
+            self._writer = BatchWriter(self.path, self.schema, "parquet")
         self._writer.write(pa.Table.from_batches([batch]))
 
     def _widen(self, schema: pa.Schema) -> None:
@@ -68,7 +67,7 @@ class _ParquetOut:
         old = self.path.with_name(self.path.name + ".narrow")
         os.replace(self.path, old)
         try:
-            self._writer = ParquetStreamWriter(self.path, schema)
+            self._writer = BatchWriter(self.path, schema, "parquet")
             for batch in pq.ParquetFile(old).iter_batches(batch_size=ROW_GROUP_ROWS):
                 self._writer.write(pa.Table.from_batches([batch]).cast(schema))
         finally:
@@ -86,15 +85,14 @@ class _JsonlOut:
 
     def __init__(self, path: Path) -> None:
         self.schema = SCHEMA
-        self._fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._writer = BatchWriter(path, fmt="jsonl")
 
     def write(self, batch: pa.RecordBatch, rows: list[dict[str, Any]]) -> None:
         self.schema = batch.schema
-        for row in rows:
-            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._writer.write_rows(rows)
 
     def close(self) -> None:
-        self._fh.close()
+        self._writer.close()
 
 
 # -- the step --------------------------------------------------------------

@@ -29,7 +29,7 @@ from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.io.lineage import ResolvedInput, StepResult, describe_input, settled
 from kbpipe.io.tables import (
-    ParquetStreamWriter,
+    BatchWriter,
     atomic_output,
     parquet_schema,
     read_table,
@@ -536,7 +536,7 @@ def _drop_long_rows(
 def _stream_parquet(inputs: Sequence[Path], output: Path, keep: np.ndarray) -> None:
     offset = 0
     with atomic_output(output) as tmp:
-        writer: ParquetStreamWriter | None = None
+        writer: BatchWriter | None = None
         try:
             for path in inputs:
                 for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS * 8):
@@ -547,11 +547,11 @@ def _stream_parquet(inputs: Sequence[Path], output: Path, keep: np.ndarray) -> N
                     offset += batch.num_rows
                     table = pa.Table.from_batches([batch]).filter(mask)
                     if writer is None:
-                        writer = ParquetStreamWriter(tmp, table.schema)
+                        writer = BatchWriter(tmp, table.schema, "parquet")
                     writer.write(table)
             if writer is None:
                 schema = parquet_schema(inputs[0]) if inputs else pa.schema([])
-                writer = ParquetStreamWriter(tmp, schema)
+                writer = BatchWriter(tmp, schema, "parquet")
         finally:
             if writer is not None:
                 writer.close()

@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from kbpipe.config import Settings
 from kbpipe.io import sql
 from kbpipe.io.lineage import StepResult
-from kbpipe.io.tables import ROW_GROUP_ROWS, atomic_output, table_format
+from kbpipe.io.tables import ROW_GROUP_ROWS, BatchWriter, atomic_output, table_format
 from kbpipe.rater.judge import JUDGE, solution_from_completion
 from kbpipe.rater.tasks import DryRunPlan, RaterOptions, TaskRun, plan_task, run_task
 from kbpipe.steps.filter.reward import filter_by_reward
@@ -136,7 +134,7 @@ def _write_rated(
     )
     written = position = 0
     with atomic_output(output) as tmp:
-        sink = _Sink(tmp, table_format(output), schema)
+        sink = BatchWriter(tmp, schema, table_format(output))
         try:
             for batch in reader:
                 n = batch.num_rows
@@ -165,25 +163,3 @@ def _check_alignment(batch: pa.RecordBatch, payloads: list[dict[str, Any]]) -> N
     ids = batch.column(batch.schema.get_field_index("example_id")).to_pylist()
     if ids != [p["example_id"] for p in payloads]:
         raise AssertionError("the kept rows came back in a different order on the second read")
-
-
-class _Sink:
-    """Parquet or JSONL writer for record batches of a fixed schema."""
-
-    def __init__(self, path: Path, fmt: str, schema: pa.Schema) -> None:
-        self._parquet = (
-            pq.ParquetWriter(path, schema, compression="zstd") if fmt == "parquet" else None
-        )
-        self._fh = None if self._parquet else open(path, "wb")  # noqa: SIM115
-
-    def write(self, table: pa.Table) -> None:
-        if self._parquet is not None:
-            self._parquet.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        elif table.num_rows:
-            pl.from_arrow(table).write_ndjson(self._fh)
-
-    def close(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        if self._fh is not None:
-            self._fh.close()
