@@ -113,6 +113,17 @@ seqlen: $(SEQLEN) ## step 4: token lengths and recommended seq_len -> seqlen_fil
 no-reasoning: $(OUT)/filtered_no_reasoning.parquet $(OUT)/unique_no_reasoning.parquet ## step 5: strip reasoning from filtered and unique
 .PHONY: evals filtered unique synthetic seqlen no-reasoning
 
+# The report shows whatever the run folder holds (missing tables are noted on
+# the page) and never builds a table: it depends on the stats file each step
+# writes beside its output, which no rule makes, not on the tables themselves.
+REPORT := $(OUT)/report.html
+$(REPORT): $(wildcard $(OUT)/*.stats.json) $(wildcard kbpipe/report/*) \
+           kbpipe/commands/report.py $(CODE)
+	$(KBPIPE) report -o $@ --split $(SPLIT)
+
+report: $(REPORT) ## one HTML page of plots about the run -> outputs/$(DATA_MODEL)/report.html
+.PHONY: report
+
 # --- demo: the whole chain offline on the bundled sample ----------------------
 SAMPLE_DIR := $(OUTPUT_DIR)/sample
 SAMPLE := $(SAMPLE_DIR)/kernelbook-env.jsonl
