@@ -12,6 +12,7 @@ import io
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 
 import matplotlib
 import numpy as np
@@ -179,6 +180,8 @@ def difficulty_mix(mix: Mapping[str, Mapping[str, int]]) -> Chart:
 
 def reward_by_level(groups: Mapping[str, np.ndarray]) -> Chart:
     fig, ax = _axes(2.6)
+    # Boxes are stacked bottom-up: reverse, so the first level reads at the top.
+    groups = dict(reversed(list(groups.items())))
     labels = [f"{level}\n({len(v):,} rows)" for level, v in groups.items()]
     box = ax.boxplot(
         list(groups.values()),
@@ -196,16 +199,23 @@ def reward_by_level(groups: Mapping[str, np.ndarray]) -> Chart:
     return _chart(fig, "reward_by_difficulty", "Reward by difficulty", "Box plots of reward")
 
 
-def module_coverage(kept_per_module: np.ndarray, cap: int = 10) -> Chart:
-    """How many modules have 0, 1, 2, ... kept rollouts (the last bar is `cap` or more)."""
+def module_coverage(kept_per_module: np.ndarray) -> Chart:
+    """How many modules have 0, 1, 2, ... kept rollouts (in doubling ranges past a dozen)."""
     fig, ax = _axes(2.6)
-    counts = np.bincount(np.minimum(kept_per_module.astype(int), cap), minlength=cap + 1)
-    top = int(np.nonzero(counts)[0].max()) if counts.any() else 0
-    x = np.arange(top + 1)
-    colors = ["#dc2626" if k == 0 else KEPT for k in x]
-    ax.bar(x, counts[: top + 1], color=colors, width=0.7)
-    ticks = [f"{k}+" if k == cap else str(k) for k in x]
-    ax.set_xticks(x, ticks)
+    top = int(kept_per_module.max(initial=0))
+    if top <= 12:
+        edges = list(range(top + 2))
+    else:
+        # 0, 1, 2-3, 4-7, ...: a few modules with hundreds of rollouts would
+        # otherwise stretch the axis into hundreds of empty bars.
+        edges = [0, 1]
+        while edges[-1] <= top:
+            edges.append(edges[-1] * 2)
+    counts, _ = np.histogram(kept_per_module, bins=edges)
+    labels = [str(a) if b == a + 1 else f"{a}–{b - 1}" for a, b in pairwise(edges)]
+    x = np.arange(len(counts))
+    ax.bar(x, counts, color=["#dc2626"] + [KEPT] * (len(x) - 1), width=0.7)
+    ax.set_xticks(x, labels)
     ax.set_xlabel("kept rollouts per module (red: none kept)")
     ax.set_ylabel("modules")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))

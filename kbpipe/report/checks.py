@@ -164,10 +164,10 @@ def key_figures(run: Run) -> list[KeyFigure]:
         detail = f"reward > {params['reward_threshold']:g}" if "reward_threshold" in params else ""
         if evals is not None:
             detail = f"{fmt_pct(filtered.n_rows, evals.n_rows)} of rollouts, {detail}"
-        figures.append(KeyFigure("kept by the filter", fmt_int(filtered.n_rows), detail))
+        figures.append(KeyFigure("kept", fmt_int(filtered.n_rows), detail))
         reward = finite(filtered.columns.get("reward"))
         if reward.size:
-            figures.append(KeyFigure("mean kept reward", fmt_num(reward.mean()), "filtered"))
+            figures.append(KeyFigure("mean reward", fmt_num(reward.mean()), "of the kept rows"))
     if unique is not None:
         synthetic = run.table("synthetic")
         detail = f"of {synthetic.n_rows:,} KernelBook modules" if synthetic else "best row each"
@@ -175,7 +175,7 @@ def key_figures(run: Run) -> list[KeyFigure]:
     for item in run.seqlen[:1]:
         rec = (item.report.get("recommended_seq_len") or {}).get("99")
         p99 = (item.report.get("percentiles") or {}).get("99")
-        figures.append(KeyFigure("seq_len for 99 %", fmt_int(rec), f"p99 {fmt_int(p99)} tokens"))
+        figures.append(KeyFigure("seq_len, 99 %", fmt_int(rec), f"p99 {fmt_int(p99)} tokens"))
     figures += _check_figures(run)
     return figures
 
@@ -183,7 +183,7 @@ def key_figures(run: Run) -> list[KeyFigure]:
 def _check_figures(run: Run) -> list[KeyFigure]:
     figures = []
     checks = (
-        ("verified", "verified", 1, "verified on GPU"),
+        ("verified", "verified", 1, "verified"),
         ("decontaminated", "contaminated", 1, "contaminated"),
         ("audited", "audit_ok", 1, "audit clean"),
     )

@@ -55,17 +55,24 @@ def _rollouts(module_names: list[str], rng: np.random.Generator) -> pa.Table:
     )
 
 
-def write_run(run: Path, *, checks: bool = True, seed: int = 0) -> Path:
+def write_run(
+    run: Path,
+    *,
+    checks: bool = True,
+    seed: int = 0,
+    n_modules: int = N_MODULES,
+    rollouts: int = ROLLOUTS,
+) -> Path:
     """Write the pipeline's tables and stats (and, with `checks`, the three check tables)."""
     rng = np.random.default_rng(seed)
     run.mkdir(parents=True, exist_ok=True)
-    modules = [f"Module{i:02d}" for i in range(N_MODULES)]
+    modules = [f"Module{i:02d}" for i in range(n_modules)]
     # One module nobody solves, so "modules with rollouts but none kept" has a row;
     # its name would break the page if anything went in unescaped.
     modules[-1] = "<script>Bad</script>"
-    evals = _rollouts([m for m in modules for _ in range(ROLLOUTS)], rng)
+    evals = _rollouts([m for m in modules for _ in range(rollouts)], rng)
     rewards = evals.column("reward").to_numpy().copy()
-    rewards[-ROLLOUTS:] = 0.1
+    rewards[-rollouts:] = 0.1
     evals = evals.set_column(2, "reward", pa.array(rewards))
     pq.write_table(evals, run / "evals_dataset.parquet")
     keep = rewards > THRESHOLD
@@ -76,7 +83,7 @@ def write_run(run: Path, *, checks: bool = True, seed: int = 0) -> Path:
     pq.write_table(filtered, run / "filtered_dataset.parquet")
     unique = filtered.take(_best_per_module(filtered))
     pq.write_table(unique, run / "unique_dataset.parquet")
-    synthetic = pa.table({"prompt": ["spec"] * N_MODULES, "module_name": modules})
+    synthetic = pa.table({"prompt": ["spec"] * n_modules, "module_name": modules})
     pq.write_table(synthetic, run / "synthetic_prompts.parquet")
     n_in, n_kept = evals.num_rows, filtered.num_rows
     _stats(run, "evals_dataset.parquet", "convert", n_in, n_in)
@@ -91,7 +98,7 @@ def write_run(run: Path, *, checks: bool = True, seed: int = 0) -> Path:
     )
     dropped = {"duplicate_module": n_kept - unique.num_rows}
     _stats(run, "unique_dataset.parquet", "dedupe", n_kept, unique.num_rows, dropped=dropped)
-    _stats(run, "synthetic_prompts.parquet", "prompts", N_MODULES, N_MODULES)
+    _stats(run, "synthetic_prompts.parquet", "prompts", n_modules, n_modules)
     _write_seqlen(run, filtered, rng)
     if checks:
         write_checks(run, filtered, rng)
