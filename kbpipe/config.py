@@ -25,6 +25,8 @@ SYNTHETIC_SUFFIX = "-synthetic-prompts"
 
 # The judge's difficulty levels, in the order reports and cards list them.
 DIFFICULTY_LEVELS = ("low", "medium", "high")
+# The columns step 1 adds to the evals table (null with `--rater none`).
+RATING_COLUMNS = ("difficulty", "evaluation_raw")
 
 
 def difficulty_order(level: str) -> tuple[int, str]:

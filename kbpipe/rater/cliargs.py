@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError
-from kbpipe.rater.client import Retries, Timeouts
+from kbpipe.rater.policy import Retries, Timeouts
 from kbpipe.rater.tasks import BACKENDS, RaterOptions, Task, require_api_key
 
 

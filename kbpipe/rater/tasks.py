@@ -14,14 +14,18 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbpipe.config import Settings, difficulty_order
 from kbpipe.errors import ConfigError
-from kbpipe.rater.batch import BatchRunner, EngineConfig, Job, Outcome, RunReport
-from kbpipe.rater.client import Endpoint, Retries, Sampling, Timeouts
 from kbpipe.rater.errors import FatalApiError
 from kbpipe.rater.journal import Journal
+from kbpipe.rater.policy import Endpoint, Retries, Sampling, Timeouts
+
+# The engine (aiohttp) is imported where requests are made: the command line
+# and the offline backend do without it.
+if TYPE_CHECKING:
+    from kbpipe.rater.batch import BatchRunner, EngineConfig, Job, Outcome, RunReport
 
 BACKENDS = ("api", "offline")
 
@@ -111,6 +115,8 @@ def journal_path(settings: Settings, task: Task) -> Path:
 
 
 def engine_config(task: Task, settings: Settings, options: RaterOptions) -> EngineConfig:
+    from kbpipe.rater.batch import EngineConfig
+
     return EngineConfig(
         endpoint=Endpoint(settings.base_url, settings.api_key, settings.prime_team_id),
         sampling=Sampling(
@@ -166,10 +172,14 @@ def run_task(
 
 
 def _jobs(task: Task, payloads: Sequence[dict[str, Any]]) -> list[Job]:
+    from kbpipe.rater.batch import Job
+
     return [Job(i, task.messages(p)) for i, p in enumerate(payloads)]
 
 
 def _runner(task: Task, settings: Settings, options: RaterOptions, journal: Journal) -> BatchRunner:
+    from kbpipe.rater.batch import BatchRunner
+
     cfg = engine_config(task, settings, options)
     return BatchRunner(
         cfg,
@@ -198,6 +208,8 @@ def _kept(journal: Journal, path: Path) -> str:
 
 
 def _run_offline(task: Task, payloads: Sequence[dict[str, Any]], params: dict[str, Any]) -> TaskRun:
+    from kbpipe.rater.batch import Outcome, RunReport
+
     start = time.perf_counter()
     report = RunReport(rows=len(payloads))
     outcomes = []

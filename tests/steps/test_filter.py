@@ -262,3 +262,37 @@ def test_reward_filter_matches_the_seed_rule(
         n_missing = sum(r is None or (isinstance(r, float) and math.isnan(r)) for r in rewards)
         assert result.dropped.get("reward_missing", 0) == n_missing
         assert result.rows_in == len(rows) == result.rows_out + result.n_dropped
+
+
+# Run in a fresh interpreter: what the test session imported says nothing about the command.
+_IMPORTED_BY_COMMAND = """
+import sys
+from kbpipe.cli import main
+code = main(sys.argv[1:])
+print(sorted({m.split(".")[0] for m in sys.modules}))
+sys.exit(code)
+"""
+
+
+def test_rater_none_imports_neither_the_rater_engine_nor_dataframes(
+    tmp_path: Path, evals_row, to_parquet
+) -> None:
+    """`--rater none` is a DuckDB step: aiohttp, polars and pyarrow are start-up it does not need."""
+    import subprocess
+    import sys
+
+    src = to_parquet([evals_row(0, 0.9), evals_row(1, 0.1)], tmp_path / "evals.parquet")
+    out = tmp_path / "filtered.parquet"
+    argv = ["filter", "--rater", "none", "-i", str(src), "-o", str(out), "--no-upload"]
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORTED_BY_COMMAND, *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    imported = set(json.loads(proc.stdout.strip().splitlines()[-1].replace("'", '"')))
+
+    assert ids(out) == [0]
+    assert {"duckdb", "kbpipe"} <= imported
+    assert not imported & {"aiohttp", "yarl", "polars", "pyarrow", "numpy", "tqdm", "jinja2"}

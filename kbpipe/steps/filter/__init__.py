@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from kbpipe.config import Settings
+from kbpipe.config import RATING_COLUMNS, Settings
 from kbpipe.io import sql, sql_output
 from kbpipe.io.lineage import ResolvedInput, StepResult
-from kbpipe.steps.filter.rating import RATING_COLUMNS
 from kbpipe.steps.filter.reward import RewardFilter, filter_by_reward, summary_lines
 
-# The rater (aiohttp, polars, pyarrow) is imported only when rows are rated:
-# `--rater none` is a DuckDB-only step and starts in a fraction of the time.
+# The rater (aiohttp, pyarrow) is imported only when rows are rated:
+# `--rater none` is a DuckDB-only step and starts in a fraction of the time
+# (tests/steps/test_filter.py pins the modules it imports).
 if TYPE_CHECKING:
     from kbpipe.rater.tasks import RaterOptions
 
@@ -133,12 +133,15 @@ def check_args(args: argparse.Namespace, settings: Settings) -> None:
 def execute(
     args: argparse.Namespace, inputs: ResolvedInput, output: Path, settings: Settings
 ) -> StepResult | None:
-    from kbpipe.rater.cliargs import options_from_args
-    from kbpipe.rater.judge import JUDGE
-    from kbpipe.steps.filter.rating import plan_judge
+    options = None
+    if args.rater != "none":
+        from kbpipe.rater.cliargs import options_from_args
 
-    options = options_from_args(args, settings) if args.rater != "none" else None
+        options = options_from_args(args, settings)
     if options is not None and args.dry_run:
+        from kbpipe.rater.judge import JUDGE
+        from kbpipe.steps.filter.rating import plan_judge
+
         plan = plan_judge(inputs, output, settings, options, limit=settings.limit(args.limit))
         print("\n".join(plan.lines(JUDGE, settings.judge_model)))
         return None
@@ -153,9 +156,9 @@ def execute(
 
 
 def report_lines(result: StepResult) -> list[str]:
-    from kbpipe.rater.tasks import report_lines as rater_report_lines
-
     lines = summary_lines(result.metrics["reward_filter"])
     if "judge" in result.metrics:
+        from kbpipe.rater.tasks import report_lines as rater_report_lines
+
         lines += rater_report_lines("judge", result.metrics["judge"], value_label="difficulty")
     return lines

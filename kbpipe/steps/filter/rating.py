@@ -21,15 +21,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from kbpipe.config import Settings
+from kbpipe.config import RATING_COLUMNS, Settings
 from kbpipe.io import sql
 from kbpipe.io.lineage import StepResult
 from kbpipe.io.tables import ROW_GROUP_ROWS, BatchWriter, atomic_output, table_format
 from kbpipe.rater.judge import JUDGE, solution_from_completion
 from kbpipe.rater.tasks import DryRunPlan, RaterOptions, TaskRun, plan_task, run_task
 from kbpipe.steps.filter.reward import filter_by_reward
-
-RATING_COLUMNS = ("difficulty", "evaluation_raw")
 
 
 @dataclass
