@@ -137,3 +137,23 @@ def test_spec_says_when_there_are_no_parameters() -> None:
     spec = offline.spec_answer({"module_name": "M", "python_code": module("return x + y")})
     assert "no learnable parameters" in spec
     assert "same shape and dtype" in spec
+
+
+def test_each_distinct_module_is_analysed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: Counter[str] = Counter()
+
+    def counted(code: str, name: str):
+        calls[name] += 1
+        return analyze(code, name)
+
+    monkeypatch.setattr(offline, "analyze", counted)
+    offline._judge_text.cache_clear()
+    src = MODULES[0]
+    rows = [{"module_name": src.name, "python_code": src.python_code} for _ in range(5)]
+    rows.append({"module_name": "Other", "python_code": src.python_code + "\n"})
+
+    answers = [offline.judge_answer(row) for row in rows]
+
+    assert calls == {src.name: 1, "Other": 1}
+    assert len(set(answers[:5])) == 1
+    offline._judge_text.cache_clear()

@@ -23,6 +23,7 @@ instances built in `__init__`, custom blocks in the same file included):
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from kbpipe.rater.offline.codefeatures import Features, analyze
@@ -64,7 +65,16 @@ def rate(features: Features) -> tuple[str, str]:
 
 def judge_answer(payload: dict[str, Any]) -> str:
     """The offline rater's answer text for one row, ending in a `<difficulty>` tag."""
-    features = analyze(payload["python_code"] or "", payload["module_name"] or "")
+    return _judge_text(payload["python_code"] or "", payload["module_name"] or "")
+
+
+# A run holds many rollouts of each module (8,000 kept rows of 48 modules in the
+# benchmark), and parsing the code is nearly all of the judge's cost, so each
+# module's answer is computed once. Bounded, so a run of distinct modules keeps
+# flat memory; the key is the code and the name because the answer reads only those.
+@lru_cache(maxsize=4096)
+def _judge_text(python_code: str, module_name: str) -> str:
+    features = analyze(python_code, module_name)
     level, rule = rate(features)
     return f"{describe(features)}\nDecided by: {rule} -> {level}.\n<difficulty>{level}</difficulty>"
 
