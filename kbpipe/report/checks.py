@@ -34,9 +34,15 @@ _TOP = 10
 _REASON_CHARS = 70
 
 
-def _missing_note(section: Section, table: Table) -> None:
+def _check_table(run: Run, section: Section, name: str, needs: str) -> Table | None:
+    """The check's table when it exists and has its `needs` column; else notes on why not."""
+    table = run.table(name)
+    if table is None:
+        section.notes.append(not_built(name))
+        return None
     if table.missing:
         section.notes.append(f"{table.path.name} has no column {', '.join(table.missing)}.")
+    return table if table.has(needs) else None
 
 
 def _bools(table: Table, column: str) -> np.ndarray:
@@ -62,12 +68,8 @@ def verification(run: Run) -> Section:
         "Each kept kernel re-run on a GPU against its PyTorch reference: correct or why not, "
         "and how fast.",
     )
-    table = run.table("verified")
+    table = _check_table(run, section, "verified", needs="verified")
     if table is None:
-        section.notes.append(not_built("verified"))
-        return section
-    _missing_note(section, table)
-    if not table.has("verified"):
         return section
     verdict = _bools(table, "verified")
     errors = table.columns.get("verify_error") or [None] * len(verdict)
@@ -102,12 +104,8 @@ def decontamination(run: Run) -> Section:
         "Rows whose PyTorch module matches a KernelBench problem (n-gram overlap of the "
         "normalised code).",
     )
-    table = run.table("decontaminated")
+    table = _check_table(run, section, "decontaminated", needs="contaminated")
     if table is None:
-        section.notes.append(not_built("decontaminated"))
-        return section
-    _missing_note(section, table)
-    if not table.has("contaminated"):
         return section
     flag = _bools(table, "contaminated") == 1
     overlap = table.columns.get("benchmark_overlap")
@@ -132,24 +130,21 @@ def audit(run: Run) -> Section:
         "Flags from reading each solution's code: kernels never launched, torch doing the "
         "work, fallbacks to the reference.",
     )
-    table = run.table("audited")
+    table = _check_table(run, section, "audited", needs="audit_flags")
     if table is None:
-        section.notes.append(not_built("audited"))
         return section
-    _missing_note(section, table)
-    flags = table.columns.get("audit_flags")
-    ok = _bools(table, "audit_ok") if table.has("audit_ok") else None
-    if flags is not None:
-        counter = Counter(f for row in flags for f in (row or []))
-        clean = sum(1 for row in flags if not row)
-        counts = [("no flag", clean, PASS)] + [(f, n, WARN) for f, n in _top(counter)]
-        section.charts.append(charts.bars("audit", "Audit flags", counts, "rows"))
-        rows = [[f, fmt_int(n), fmt_pct(n, table.n_rows)] for f, n in counter.most_common()]
-        section.tables.append(TableBlock("Rows per flag", ["flag", "rows", "share"], rows, (0,)))
-    if ok is not None:
+    flags = table.columns["audit_flags"]
+    counter = Counter(f for row in flags for f in (row or []))
+    clean = sum(1 for row in flags if not row)
+    counts = [("no flag", clean, PASS)] + [(f, n, WARN) for f, n in _top(counter)]
+    section.charts.append(charts.bars("audit", "Audit flags", counts, "rows"))
+    rows = [[f, fmt_int(n), fmt_pct(n, table.n_rows)] for f, n in counter.most_common()]
+    section.tables.append(TableBlock("Rows per flag", ["flag", "rows", "share"], rows, (0,)))
+    if table.has("audit_ok"):
+        n_ok = int((_bools(table, "audit_ok") == 1).sum())
         section.lede += (
-            f" {int((ok == 1).sum()):,} of {table.n_rows:,} rows pass "
-            f"({fmt_pct((ok == 1).sum(), table.n_rows)}); informational flags do not fail a row."
+            f" {n_ok:,} of {table.n_rows:,} rows pass ({fmt_pct(n_ok, table.n_rows)}); "
+            "informational flags do not fail a row."
         )
     return section
 
@@ -183,14 +178,14 @@ def key_figures(run: Run) -> list[KeyFigure]:
 def _check_figures(run: Run) -> list[KeyFigure]:
     figures = []
     checks = (
-        ("verified", "verified", 1, "verified"),
-        ("decontaminated", "contaminated", 1, "contaminated"),
-        ("audited", "audit_ok", 1, "audit clean"),
+        ("verified", "verified", "verified"),
+        ("decontaminated", "contaminated", "contaminated"),
+        ("audited", "audit_ok", "audit clean"),
     )
-    for name, column, wanted, label in checks:
+    for name, column, label in checks:
         table = run.table(name)
         if table is None or not table.has(column):
             continue
-        n = int((_bools(table, column) == wanted).sum())
+        n = int((_bools(table, column) == 1).sum())
         figures.append(KeyFigure(label, fmt_pct(n, table.n_rows), f"{n:,} of {table.n_rows:,}"))
     return figures
