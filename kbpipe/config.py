@@ -100,6 +100,8 @@ class Settings:
     spec_concurrency: int = 1024
     tokenizer: str = "Qwen/Qwen3-30B-A3B-Thinking-2507"
     kernelbook_repo: str = "GPUMODE/KernelBook"
+    # What kbpipe derives once and reuses across runs (e.g. a tokenizer's tiktoken ranks).
+    cache_dir: Path = Path(".cache/kbpipe")
 
     def __post_init__(self) -> None:
         for name in ("data_model", "hf_org"):
@@ -202,6 +204,7 @@ _ENV_NAMES: dict[str, tuple[str, ...]] = {
     "spec_concurrency": ("SPEC_CONCURRENCY",),
     "tokenizer": ("TOKENIZER",),
     "kernelbook_repo": ("KERNELBOOK_REPO",),
+    "cache_dir": ("KBPIPE_CACHE_DIR",),
 }
 _ENV_NAME = {k: v[0] for k, v in _ENV_NAMES.items()}
 _SECRETS = {"api_key", "hf_token"}

@@ -99,14 +99,46 @@ def test_a_tokenizer_with_another_normalizer_stays_with_tokenizers(tmp_path: Pat
 
 
 @needs_qwen3
-def test_first_batch_disagreement_switches_back_to_tokenizers() -> None:
-    tok = load_chat_tokenizer(QWEN3_DIR)
+def test_check_counts_both_ways_and_falls_back_on_disagreement() -> None:
+    tok = load_chat_tokenizer(QWEN3_DIR, check=True)
+    assert tok.count(HARD_TEXTS[:3]) == tok.count(HARD_TEXTS[:3])
+    assert tok.describe()["counter"].endswith("2 batches checked against tokenizers)")
     tok._fast.counter.count = lambda texts: [0 for _ in texts]  # a broken fast path
 
     got = tok.count(HARD_TEXTS)
 
     assert got == [len(tok.tokenizer.encode(t, add_special_tokens=False)) for t in HARD_TEXTS]
     assert tok.describe()["counter"] == (
-        "tokenizers (tiktoken and tokenizers disagreed on the first batch)"
+        "tokenizers (tiktoken and tokenizers disagreed on checked batch 3)"
     )
     assert tok.count(HARD_TEXTS[:2]) == got[:2]
+
+
+@needs_qwen3
+def test_cached_facts_count_without_loading_tokenizers(tmp_path: Path) -> None:
+    first = load_chat_tokenizer(QWEN3_DIR, cache_dir=tmp_path)
+    assert first.facts.vocab_size == first.tokenizer.get_vocab_size(with_added_tokens=True)
+    (cached,) = (tmp_path / "tokenizers").glob("*.pickle")
+
+    again = load_chat_tokenizer(QWEN3_DIR, cache_dir=tmp_path)
+
+    assert again.count(HARD_TEXTS) == first.count(HARD_TEXTS)
+    assert again.facts._tokenizer is None  # the tiktoken path never loaded tokenizer.json
+    assert again.describe() == first.describe()
+    cached.write_bytes(b"not a pickle")  # a damaged cache file is rebuilt, not trusted
+    rebuilt = load_chat_tokenizer(QWEN3_DIR, cache_dir=tmp_path)
+    assert rebuilt.facts.tiktoken == first.facts.tiktoken
+
+
+def test_the_nfc_free_copy_is_cached_and_counts_the_same(tmp_path: Path) -> None:
+    folder = write_tiny_tokenizer(tmp_path / "tok")
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    spec["normalizer"] = {"type": "NFC"}
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    texts = ["tile kernel", "e\u0301 tile"]
+    reference = load_chat_tokenizer(folder, counter="tokenizers")
+
+    for _ in range(2):
+        tok = load_chat_tokenizer(folder, counter="tokenizers", cache_dir=tmp_path / "cache")
+        assert tok.count(texts) == reference.count(texts)
+    assert len(list((tmp_path / "cache" / "tokenizers").glob("*nonfc.json"))) == 1

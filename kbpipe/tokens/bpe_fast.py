@@ -13,8 +13,8 @@ pick the same merges, so the ids are the same. (Llama 3's tokenizer.json sets
 equivalent `tiktoken.Encoding`; anything else (a normalizer other than NFC,
 added tokens that strip spaces, dropout, a word-piece prefix, merges out of
 rank order, ...) gets None and a reason, and counting stays with
-`tokenizers`. `kbpipe.chat.ChatTokenizer` also compares the two on its first
-batch before trusting this path.
+`tokenizers`. `kbpipe seqlen --check` counts every batch both ways; the tests
+compare the two on hard texts with the real Qwen3 files.
 """
 
 from __future__ import annotations
@@ -33,38 +33,62 @@ class Eligibility:
     reason: str  # why not, when encoding is None
 
 
+@dataclass(frozen=True)
+class TiktokenSpec:
+    """What a tiktoken Encoding is built from: plain data, so it can be cached on disk."""
+
+    ranks: dict[bytes, int]
+    pattern: str
+    special_tokens: dict[str, int]
+
+    def encoding(self) -> Any:
+        import tiktoken
+
+        return tiktoken.Encoding(
+            "kbpipe",
+            pat_str=self.pattern,
+            mergeable_ranks=self.ranks,
+            special_tokens=self.special_tokens,
+        )
+
+
 def tiktoken_for(spec: dict[str, Any]) -> Eligibility:
     """The tiktoken Encoding equal to a `tokenizer.json` (parsed), or None and why not."""
+    found = tiktoken_spec(spec)
+    if isinstance(found, str):
+        return Eligibility(None, found)
+    try:
+        return Eligibility(found.encoding(), "")
+    except (ValueError, RuntimeError) as exc:  # e.g. a regex fancy-regex cannot compile
+        return Eligibility(None, f"tiktoken refused the tokenizer ({exc})")
+
+
+def tiktoken_spec(spec: dict[str, Any]) -> TiktokenSpec | str:
+    """The ranks, pattern and special tokens equal to a `tokenizer.json`, or why there are none.
+
+    This checks every merge in Python (about a second for Qwen3's 151k), which
+    is why kbpipe.tokens.facts caches the result keyed by the file's hash.
+    """
     why = _ineligible(spec)
     if why:
-        return Eligibility(None, why)
-    try:
-        import tiktoken
-    except ImportError:
-        return Eligibility(None, "tiktoken is not installed")
+        return why
     model = spec["model"]
     to_byte = _unicode_to_byte()
     ranks: dict[bytes, int] = {}
     for text, rank in model["vocab"].items():
         if any(ch not in to_byte for ch in text):
-            return Eligibility(None, f"vocab entry {text!r} is not byte-level")
+            return f"vocab entry {text!r} is not byte-level"
         ranks[bytes(to_byte[ch] for ch in text)] = rank
     if len(ranks) != len(model["vocab"]) or any(bytes([b]) not in ranks for b in range(256)):
-        return Eligibility(None, "vocab does not hold each of the 256 bytes exactly once")
+        return "vocab does not hold each of the 256 bytes exactly once"
     why = _merges_out_of_rank_order(model, len(ranks))
     if why:
-        return Eligibility(None, why)
+        return why
     special = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
     if any(content.encode() in ranks for content in special):
-        return Eligibility(None, "an added token is also a BPE token")
+        return "an added token is also a BPE token"
     pattern = spec["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"]
-    try:
-        encoding = tiktoken.Encoding(
-            "kbpipe", pat_str=pattern, mergeable_ranks=ranks, special_tokens=special
-        )
-    except (ValueError, RuntimeError) as exc:  # e.g. a regex fancy-regex cannot compile
-        return Eligibility(None, f"tiktoken refused the tokenizer ({exc})")
-    return Eligibility(encoding, "")
+    return TiktokenSpec(ranks, pattern, special)
 
 
 def _ineligible(spec: dict[str, Any]) -> str:

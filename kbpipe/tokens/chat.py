@@ -33,10 +33,11 @@ import jinja2
 import jinja2.ext
 import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from tokenizers import Tokenizer, normalizers
+from tokenizers import Tokenizer
 
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.tokens.bpe_fast import TiktokenCounter, tiktoken_for
+from kbpipe.tokens.bpe_fast import TiktokenCounter
+from kbpipe.tokens.facts import TokenizerFacts, tokenizer_facts
 
 ReasoningMode = Literal["include", "drop"]
 REASONING_MODES: tuple[str, ...] = ("include", "drop")
@@ -78,15 +79,24 @@ class CountPlan:
 
 @dataclass(frozen=True)
 class ChatTokenizer:
-    """A `tokenizers.Tokenizer` with the chat template and special tokens that go with it."""
+    """A tokenizer (its facts, see kbpipe.tokens.facts) with the chat template and special
+    tokens that go with it."""
 
-    tokenizer: Tokenizer
+    facts: TokenizerFacts
     chat_template: str
     special_tokens: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
     # "auto": count with tiktoken where it provably gives the same ids
     # (kbpipe.tokens.bpe_fast), else with `tokenizers`; "tokenizers": always the latter.
     counter: CounterChoice = "auto"
+    # Count every batch with `tokenizers` too and fall back to it on any difference:
+    # `kbpipe seqlen --check`, an end-to-end proof of the fast path on one's own data.
+    check: bool = False
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The `tokenizers` Tokenizer, loaded on first use (the tiktoken path needs none)."""
+        return self.facts.tokenizer()
 
     @property
     def template_sha256(self) -> str:
@@ -96,7 +106,7 @@ class ChatTokenizer:
         """Lineage for stats files: where the tokenizer came from and which template."""
         return {
             "source": self.source,
-            "vocab_size": self.tokenizer.get_vocab_size(with_added_tokens=True),
+            "vocab_size": self.facts.vocab_size,
             "chat_template_sha256": self.template_sha256,
             "counter": self._fast.describe(),
         }
@@ -118,20 +128,22 @@ class ChatTokenizer:
         if not texts:
             return []
         fast = self._fast
-        if fast.counter is not None:
-            counts = fast.counter.count(texts)
-            if fast.checked:
-                return counts
-            # The first batch is counted both ways before the fast path is trusted.
-            reference = self._count_with_tokenizers(texts)
-            fast.checked = True
-            if counts != reference:
-                fast.give_up("tiktoken and tokenizers disagreed on the first batch")
+        if fast.counter is None:
+            return self._count_with_tokenizers(texts)
+        counts = fast.counter.count(texts)
+        if not self.check:
+            return counts
+        reference = self._count_with_tokenizers(texts)
+        fast.batches_checked += 1
+        if counts != reference:
+            fast.give_up(
+                f"tiktoken and tokenizers disagreed on checked batch {fast.batches_checked}"
+            )
             return reference
-        return self._count_with_tokenizers(texts)
+        return counts
 
     def _count_with_tokenizers(self, texts: Sequence[str]) -> list[int]:
-        skip_nfc = self._without_nfc
+        skip_nfc = self.facts.without_nfc()
         if skip_nfc is None:
             return _lengths(self.tokenizer, texts)
         # NFC leaves text that is already NFC unchanged, so such text can skip the
@@ -146,22 +158,17 @@ class ChatTokenizer:
     @cached_property
     def _fast(self) -> _FastCounter:
         if self.counter == "tokenizers":
-            return _FastCounter(None, "asked for with --counter tokenizers")
-        eligibility = tiktoken_for(json.loads(self.tokenizer.to_str()))
-        if eligibility.encoding is None:
-            return _FastCounter(None, eligibility.reason)
-        nfc = isinstance(self.tokenizer.normalizer, normalizers.NFC)
+            return _FastCounter(None, "asked for with --counter tokenizers", self.check)
+        spec = self.facts.tiktoken
+        if spec is None:
+            return _FastCounter(None, self.facts.tiktoken_reason, self.check)
+        try:
+            encoding = spec.encoding()
+        except (ValueError, RuntimeError) as exc:  # e.g. a regex fancy-regex cannot compile
+            return _FastCounter(None, f"tiktoken refused the tokenizer ({exc})", self.check)
         threads = os.cpu_count() or 1
-        return _FastCounter(TiktokenCounter(eligibility.encoding, nfc=nfc, threads=threads), "")
-
-    @cached_property
-    def _without_nfc(self) -> Tokenizer | None:
-        """A copy without the normalizer when that normalizer is exactly NFC."""
-        if not isinstance(self.tokenizer.normalizer, normalizers.NFC):
-            return None
-        clone = Tokenizer.from_str(self.tokenizer.to_str())
-        clone.normalizer = None
-        return clone
+        counter = TiktokenCounter(encoding, nfc=self.facts.nfc, threads=threads)
+        return _FastCounter(counter, "", self.check)
 
     def count_conversations(
         self,
@@ -222,42 +229,32 @@ class ChatTokenizer:
         n_without = [sum(n[piece] for piece in b) for _, b in plan.jobs]
         return n_tokens, [t - w for t, w in zip(n_tokens, n_without, strict=True)]
 
-    @cached_property
+    @property
     def _boundaries(self) -> tuple[str, ...]:
-        """Added tokens at which raw text can be cut into independently encoded pieces.
-
-        Only tokens matched in the raw text as they are (not normalized, no
-        stripping of neighbouring spaces, not whole-word only) qualify; if any
-        added tokens overlap, where the tokenizer cuts depends on its matching
-        order, so none are used.
-        """
-        added = list(self.tokenizer.get_added_tokens_decoder().values())
-        contents = [t.content for t in added if t.content]
-        for a in contents:
-            for b in contents:
-                if a != b and (a in b or any(a.endswith(b[:k]) for k in range(1, len(b)))):
-                    return ()
-        clean = (t for t in added if not (t.lstrip or t.rstrip or t.single_word or t.normalized))
-        return tuple(t.content for t in clean if t.content)
+        return self.facts.boundaries
 
 
 class _FastCounter:
     """The tiktoken path of one ChatTokenizer: whether it is used, checked, or why not."""
 
-    def __init__(self, counter: TiktokenCounter | None, reason: str) -> None:
+    def __init__(self, counter: TiktokenCounter | None, reason: str, check: bool) -> None:
         self.counter = counter
         self.reason = reason
-        self.checked = False
+        self.check = check
+        self.batches_checked = 0
 
     def give_up(self, reason: str) -> None:
         self.counter, self.reason = None, reason
 
     def describe(self) -> str:
-        if self.counter is not None:
+        if self.counter is None:
+            return f"tokenizers ({self.reason})"
+        if self.check:
             return (
-                "tiktoken (same ids as tokenizers for this vocabulary; checked on the first batch)"
+                "tiktoken (same ids as tokenizers for this vocabulary; "
+                f"{self.batches_checked:,} batches checked against tokenizers)"
             )
-        return f"tokenizers ({self.reason})"
+        return "tiktoken (same ids as tokenizers for this vocabulary)"
 
 
 def _lengths(tokenizer: Tokenizer, texts: Sequence[str]) -> list[int]:
@@ -373,11 +370,15 @@ def load_chat_tokenizer(
     chat_template: Path | None = None,
     token: str | None = None,
     counter: CounterChoice = "auto",
+    cache_dir: Path | None = None,
+    check: bool = False,
 ) -> ChatTokenizer:
     """Load a tokenizer and its chat template from a Hub id, a folder or a tokenizer.json.
 
     `chat_template`, when given, is a Jinja file that replaces (or supplies)
-    the config's template.
+    the config's template. With `cache_dir`, what is derived from the
+    tokenizer file is cached there (kbpipe.tokens.facts). `check` counts every
+    batch with `tokenizers` as well as the fast path.
     """
     spec_text = str(spec)
     path = Path(spec_text).expanduser()
@@ -409,16 +410,9 @@ def load_chat_tokenizer(
         )
     _check_template(template, spec_text)
 
-    try:
-        tokenizer = Tokenizer.from_file(str(tok_file))
-    except Exception as exc:  # tokenizers raises plain Exception for malformed files
-        raise ConfigError(f"{tok_file}: not a tokenizers JSON file ({exc})") from exc
-    # A tokenizer.json may carry truncation or padding settings; either would
-    # make the counts lie about how long a sample really is.
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
+    facts = tokenizer_facts(tok_file, cache_dir)
     return ChatTokenizer(
-        tokenizer, template, _special_tokens(config), source=spec_text, counter=counter
+        facts, template, _special_tokens(config), source=spec_text, counter=counter, check=check
     )
 
 
