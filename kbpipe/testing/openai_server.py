@@ -11,6 +11,11 @@ request body it draws from `Random((seed, body hash, n))`, and only the first
 through in the end. Stats (requests, outcomes, peak in-flight) count what the
 server saw, which is what a paid API would bill.
 
+`reply` and `reasoning` make it answer like a model served by vLLM with a
+reasoning parser instead: `reply` is the message content and `reasoning` goes
+to `message.reasoning_content`; `make_vfeval_fixtures.sh` points the real
+`vf-eval` at it this way.
+
 In-process (tests): `with ServerThread(Behaviour(latency_ms=50)) as server: server.url`.
 Own process (benchmarks, so client and server do not share a core):
 `python -m kbpipe.testing.openai_server --latency-ms 100` prints `URL=...` and serves
@@ -47,6 +52,9 @@ class Behaviour:
     hang_s: float = 30.0
     # Every request gets this status (e.g. 401 for a bad key) when set.
     force_status: int | None = None
+    # Answer as a rollout model: this content, and this reasoning_content (vLLM's field).
+    reply: str | None = None
+    reasoning: str | None = None
 
 
 @dataclass
@@ -84,6 +92,7 @@ class FakeOpenAI:
         self._routes = {
             ("POST", "/v1/chat/completions"): self.chat,
             ("GET", "/admin/stats"): self.get_stats,
+            ("GET", "/v1/models"): self.models,
             ("POST", "/admin/behaviour"): self.set_behaviour,
             ("POST", "/admin/reset"): self.reset,
         }
@@ -151,16 +160,21 @@ class FakeOpenAI:
             text = "I think this one is fairly simple, but I forgot the tags."
         else:
             self.stats.outcomes["200"] += 1
-            text = answer_text(body_hash)
+            text = b.reply if b.reply is not None else answer_text(body_hash)
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if b.reasoning is not None:
+            message["reasoning_content"] = b.reasoning
         payload = {
             "id": f"chatcmpl-{body_hash[:16]}",
             "object": "chat.completion",
+            # Required by the openai SDK's ChatCompletion model; fixed so answers are reproducible.
+            "created": 0,
             "model": request_body.get("model"),
             "choices": [
                 {
                     "index": 0,
                     "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": text},
+                    "message": message,
                 }
             ],
             "usage": {
@@ -169,6 +183,8 @@ class FakeOpenAI:
                 "total_tokens": prompt_chars // 4 + len(text) // 4,
             },
         }
+        if request_body.get("stream"):
+            return await _stream(request, payload)
         return web.Response(body=json.dumps(payload).encode(), content_type="application/json")
 
     def _error(self, status: int, message: str) -> web.Response:
@@ -178,6 +194,9 @@ class FakeOpenAI:
         return web.Response(
             status=status, body=body, headers=headers, content_type="application/json"
         )
+
+    async def models(self, request: web.BaseRequest) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "test", "object": "model"}]})
 
     async def get_stats(self, request: web.BaseRequest) -> web.Response:
         return web.json_response(self.stats.to_dict())
@@ -189,6 +208,25 @@ class FakeOpenAI:
     async def reset(self, request: web.BaseRequest) -> web.Response:
         self.stats = Stats()
         return web.json_response({})
+
+
+async def _stream(request: web.BaseRequest, payload: dict[str, Any]) -> web.StreamResponse:
+    """The same answer as server-sent events, as vLLM streams it: the message as one
+    delta, then the finish reason, the usage, and [DONE] (agent harnesses stream)."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    head = {k: payload[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    choice = payload["choices"][0]
+    chunks = [
+        {**head, "choices": [{"index": 0, "delta": choice["message"], "finish_reason": None}]},
+        {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]},
+        {**head, "choices": [], "usage": payload["usage"]},
+    ]
+    for chunk in chunks:
+        await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
 
 
 class ServerThread:
@@ -250,10 +288,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--reply-file", help="answer every request with this file's text")
+    parser.add_argument("--reasoning", help="and this text as message.reasoning_content")
     args = parser.parse_args(argv)
+    reply = None
+    if args.reply_file:
+        with open(args.reply_file, encoding="utf-8") as fh:
+            reply = fh.read()
+    behaviour = Behaviour(latency_ms=args.latency_ms, reply=reply, reasoning=args.reasoning)
 
     async def serve() -> None:
-        _, port = await start(FakeOpenAI(Behaviour(latency_ms=args.latency_ms)), port=args.port)
+        _, port = await start(FakeOpenAI(behaviour), port=args.port)
         print(f"URL=http://127.0.0.1:{port}/v1", flush=True)
         await asyncio.Event().wait()
 
