@@ -221,7 +221,7 @@ class LocalPool:
             for gpu in options.gpus
             for slot in range(options.workers_per_gpu)
         ]
-        self._stop = threading.Event()
+        self._closed = threading.Event()
 
     def start(self) -> list[dict[str, Any]]:
         """Start every worker (in parallel: each imports torch); each GPU's environment."""
@@ -249,26 +249,40 @@ class LocalPool:
         for batch in sorted(batches, key=len, reverse=True):
             todo.put(batch)
         done: queue.Queue[tuple[Job, dict[str, Any]]] = queue.Queue()
+        stop = threading.Event()  # set when the caller stops reading, so the threads stop too
         threads = [
-            threading.Thread(target=self._serve, args=(w, todo, done), daemon=True)
+            threading.Thread(target=self._serve, args=(w, todo, done, stop), daemon=True)
             for w in self.workers
         ]
         for t in threads:
             t.start()
         try:
             for _ in range(sum(len(b) for b in batches)):
-                yield done.get()
+                yield self._next(done, threads)
         finally:
-            self._stop.set()
+            stop.set()
 
-    def _serve(self, worker: _Worker, todo: queue.Queue[Batch], done: queue.Queue) -> None:
-        while not self._stop.is_set():
+    @staticmethod
+    def _next(done: queue.Queue, threads: list[threading.Thread]) -> tuple[Job, dict[str, Any]]:
+        while True:
+            try:
+                return done.get(timeout=1.0)
+            except queue.Empty:
+                if not any(t.is_alive() for t in threads) and done.empty():
+                    raise RuntimeError(
+                        "verify pool: every worker thread ended with jobs left"
+                    ) from None
+
+    def _serve(
+        self, worker: _Worker, todo: queue.Queue[Batch], done: queue.Queue, stop: threading.Event
+    ) -> None:
+        while not (stop.is_set() or self._closed.is_set()):
             try:
                 batch = todo.get_nowait()
             except queue.Empty:
                 return
             for job in batch:
-                if self._stop.is_set():
+                if stop.is_set() or self._closed.is_set():
                     return
                 started = time.monotonic()
                 # the environment on every result, failures too: it is part of the journal key
@@ -277,7 +291,7 @@ class LocalPool:
                 done.put((job, result))
 
     def close(self) -> None:
-        self._stop.set()
+        self._closed.set()
         for worker in self.workers:
             worker.stop()
 
