@@ -2,7 +2,10 @@
 
 The judge sees the module name, the full PyTorch reference and the full Triton
 solution from the rollout (never truncated: a judge that sees half a kernel
-rates half a kernel), and answers with one `<difficulty>` tag. Editing the
+rates half a kernel), and answers with one `<difficulty>` tag. Which code is
+the solution is decided by the caller (kbpipe.steps.filter.rating, through the
+one extractor in kbpipe.verify.extract), so the judge rates exactly the code
+that strip-reasoning keeps and verify runs. Editing the
 prompt changes the messages and so the journal keys; bump TEMPLATE_VERSION
 when the reading of answers changes without the prompt changing.
 """
@@ -83,17 +86,6 @@ def parse(text: str) -> str | None:
     """The last `<difficulty>` tag's level, lower-cased; None when there is none."""
     found = _TAG.findall(text or "")
     return found[-1].lower() if found else None
-
-
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
-def solution_from_completion(content: str | None) -> str:
-    """The code the rollout submitted: its `<answer>` block, else the whole final message."""
-    if not content:
-        return ""
-    found = _ANSWER.search(content)
-    return (found.group(1) if found else content).strip()
 
 
 JUDGE = Task(

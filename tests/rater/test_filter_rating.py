@@ -65,9 +65,7 @@ def test_offline_rates_every_kept_row_and_keeps_every_column(
     assert sum(judge["values"].values()) == kept.height == result.rows_out
 
 
-def test_api_judge_with_faults_rejects_rows_it_cannot_rate(
-    evals: Path, cwd: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _judge_with_faults(evals: Path, *extra: str) -> tuple[dict, list[dict], pl.DataFrame]:
     with ServerThread() as server:
         server.set(
             faults={"notag": 0.3, "429": 0.1, "drop": 0.05},
@@ -75,19 +73,41 @@ def test_api_judge_with_faults_rejects_rows_it_cannot_rate(
             retry_after_s=0.01,
             seed=5,
         )
-        code = main(filter_argv(evals, server.url, "--max-reasks", "1"))
-    assert code == 0
-    stats = json.loads(sidecar(cwd / "f.parquet", "stats").read_text())
-    rejects = [
-        json.loads(x) for x in sidecar(cwd / "f.parquet", "rejects").read_text().splitlines()
-    ]
+        assert main(filter_argv(evals, server.url, "--max-reasks", "1", *extra)) == 0
+    out = Path("f.parquet")
+    stats = json.loads(sidecar(out, "stats").read_text())
+    rejects = [json.loads(x) for x in sidecar(out, "rejects").read_text().splitlines()]
+    return stats, rejects, pl.read_parquet(out)
+
+
+def test_rows_the_judge_cannot_rate_stay_unrated_and_are_listed(
+    evals: Path, cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stats, rejects, out = _judge_with_faults(evals)
+    kept = stats["metrics"]["reward_filter"]["n_kept"]
+    assert stats["rows_out"] == out.height == kept  # nothing lost to the judge
+    assert "judge_no_tag" not in stats["dropped"]
+    assert stats["metrics"]["judge_unrated_kept"] == {"judge_no_tag": len(rejects)}
+    assert len(rejects) > 0 and all(r["kept_in_output"] for r in rejects)
+    unrated = out.filter(pl.col("difficulty").is_null())
+    assert sorted(unrated["example_id"]) == sorted(r["example_id"] for r in rejects)
+    by_id = {r["example_id"]: r["raw_answer"] for r in rejects}
+    assert all(by_id[e] == raw for e, raw in unrated.select("example_id", "evaluation_raw").rows())
+    assert stats["params"]["on_unrated"] == "keep"
+    printed = capsys.readouterr().out
+    assert f"kept {len(rejects)} unrated rows" in printed
+
+
+def test_on_unrated_drop_rejects_rows_it_cannot_rate(
+    evals: Path, cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stats, rejects, out = _judge_with_faults(evals, "--on-unrated", "drop")
     kept = stats["metrics"]["reward_filter"]["n_kept"]
     assert stats["dropped"]["judge_no_tag"] == len(rejects) > 0
     assert stats["rows_out"] + len(rejects) == kept
     assert all(
         r["raw_answer"] and r["reason"] == "difficulty judge failed: no_tag" for r in rejects
     )
-    out = pl.read_parquet(cwd / "f.parquet")
     assert out.height == stats["rows_out"]
     assert not set(out["example_id"]) & {r["example_id"] for r in rejects}
     assert stats["params"]["judge_model"] == "openai/gpt-5.2"
@@ -126,3 +146,45 @@ def test_missing_key_fails_before_reading_the_input(
     argv = ["filter", "-i", "nowhere.parquet", "--no-upload", "--env-file", str(cwd / "none")]
     assert main([*argv, "--rater", "api"]) == 1
     assert "KBPIPE_API_KEY or PRIME_API_KEY" in capsys.readouterr().err
+
+
+def _with_feedback_turn(evals: Path, dest: Path) -> Path:
+    """The evals table with the environment's feedback appended to every completion."""
+    table = pl.read_parquet(evals)
+    feedback = {"role": "user", "content": "Compilation succeeded", "reasoning": None}
+    table = table.with_columns(
+        pl.col("completion").list.concat(pl.lit([feedback], dtype=table.schema["completion"]))
+    )
+    table.write_parquet(dest)
+    return dest
+
+
+def test_multi_turn_rollout_is_judged_on_its_solution_not_the_feedback(
+    evals: Path, cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    estimates = []
+    for table in (evals, _with_feedback_turn(evals, cwd / "multi.parquet")):
+        with ServerThread() as server:
+            assert main(filter_argv(table, server.url, "--dry-run")) == 0
+        printed = capsys.readouterr().out
+        estimates.append(printed.split("~")[1].split(" prompt tokens")[0])
+    assert estimates[0] == estimates[1]  # the same prompts: the feedback turn is ignored
+
+
+def test_judged_solution_takes_the_last_assistant_message_holding_one() -> None:
+    from kbpipe.steps.filter.rating import NO_SOLUTION, judged_solution
+
+    messages = [
+        {"role": "assistant", "content": "try 1\n<answer>\nold = 1\n</answer>"},
+        {"role": "user", "content": "Test failed"},
+        {"role": "assistant", "content": "fixed:\nBEGIN_PYTHON\nnew = 2\nEND_PYTHON\n"},
+        {"role": "user", "content": "Compilation succeeded"},
+    ]
+    assert judged_solution(messages, "auto") == ("new = 2", "begin-python")
+    assert judged_solution(messages, "answer-tags") == ("old = 1", "answer-tags")
+    # No format matches: the last assistant message whole, as the seed's fallback.
+    assert judged_solution(messages, "fenced") == (
+        "fixed:\nBEGIN_PYTHON\nnew = 2\nEND_PYTHON",
+        NO_SOLUTION,
+    )
+    assert judged_solution([{"role": "user", "content": "x"}], "auto") == ("", NO_SOLUTION)

@@ -26,6 +26,7 @@ from kbpipe.steps.filter.reward import RewardFilter, filter_by_reward, summary_l
 # (tests/steps/test_filter.py pins the modules it imports).
 if TYPE_CHECKING:
     from kbpipe.rater.tasks import RaterOptions
+    from kbpipe.steps.filter.rating import JudgeOptions
 
 RATERS = ("none", "offline", "api")
 
@@ -55,6 +56,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     # --rater itself is defined above (it adds `none`); the judge's engine options here.
     add_rater_arguments(parser, JUDGE, with_backend=False)
+    # Light imports only: `--rater none` must not load the rating stage to parse its flags.
+    from kbpipe.verify.extract import ANSWER_FORMATS, AUTO
+
+    parser.add_argument(
+        "--answer-format",
+        choices=[AUTO, *ANSWER_FORMATS],
+        default=AUTO,
+        help="where the solution the judge rates sits in the completion (default: auto, "
+        "every format in turn, on the last assistant message that holds one)",
+    )
+    parser.add_argument(
+        "--on-unrated",
+        choices=("keep", "drop"),
+        default="keep",
+        help="a row the judge gave no rating (no tag after the re-asks, an API error): keep "
+        "it with difficulty null (default, as the seed) or drop it; both list it in the rejects",
+    )
 
 
 def filter_step(
@@ -65,6 +83,7 @@ def filter_step(
     rater: str = "api",
     limit: int | None = None,
     rater_options: RaterOptions | None = None,
+    judge_options: JudgeOptions | None = None,
 ) -> StepResult:
     """Reward-filter the evals table, rate the kept rows, write the filtered table."""
     _check_rater(rater)
@@ -92,7 +111,7 @@ def filter_step(
                 # The judge (kbpipe.steps.filter.rating): rated rows out, failures to rejects.
                 check_judge_inputs(table)
                 options = dataclasses.replace(rater_options or RaterOptions(), backend=rater)
-                rated = rate_kept(con, reward.kept, output, settings, options)
+                rated = rate_kept(con, reward.kept, output, settings, options, judge_options)
                 rated.record(result)
                 rejects += rated.rejects
                 result.rows_out = rated.rows_out
@@ -142,7 +161,14 @@ def execute(
         from kbpipe.rater.judge import JUDGE
         from kbpipe.steps.filter.rating import plan_judge
 
-        plan = plan_judge(inputs, output, settings, options, limit=settings.limit(args.limit))
+        plan = plan_judge(
+            inputs,
+            output,
+            settings,
+            options,
+            limit=settings.limit(args.limit),
+            judge_options=_judge_options(args),
+        )
         print("\n".join(plan.lines(JUDGE, settings.judge_model)))
         return None
     return filter_step(
@@ -152,7 +178,14 @@ def execute(
         rater=args.rater,
         limit=settings.limit(args.limit),
         rater_options=options,
+        judge_options=_judge_options(args) if options is not None else None,
     )
+
+
+def _judge_options(args: argparse.Namespace) -> JudgeOptions:
+    from kbpipe.steps.filter.rating import JudgeOptions
+
+    return JudgeOptions(answer_format=args.answer_format, on_unrated=args.on_unrated)
 
 
 def report_lines(result: StepResult) -> list[str]:
@@ -161,4 +194,10 @@ def report_lines(result: StepResult) -> list[str]:
         from kbpipe.rater.tasks import report_lines as rater_report_lines
 
         lines += rater_report_lines("judge", result.metrics["judge"], value_label="difficulty")
+        unrated = result.metrics.get("judge_unrated_kept") or {}
+        if unrated:
+            lines.append(
+                f"  kept {sum(unrated.values()):,} unrated rows with difficulty null "
+                "(listed in the rejects; --on-unrated drop leaves them out)"
+            )
     return lines
