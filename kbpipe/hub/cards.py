@@ -312,8 +312,10 @@ def _describe_input(entry: dict[str, Any]) -> str:
         repo = path.removeprefix("hf://datasets/").split("@", 1)[0]
         rev = entry.get("revision") or "unknown revision"
         return f"[{repo}](https://huggingface.co/datasets/{repo}) at revision `{rev}`"
-    digest = entry.get("sha256")
-    return f"`{Path(path).name}`" + (f" (sha256 `{digest[:16]}…`)" if digest else "")
+    # convert fingerprints its (multi-GB) input with xxh3_128, the other steps with sha256.
+    algorithm = next((a for a in ("sha256", "xxh3_128") if entry.get(a)), None)
+    digest = entry.get(algorithm) if algorithm else None
+    return f"`{Path(path).name}`" + (f" ({algorithm} `{digest[:16]}…`)" if digest else "")
 
 
 def lineage_chain(stats: dict[str, Any], depth: int = 8) -> list[dict[str, Any]]:

@@ -24,10 +24,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.io.lineage import StepResult, describe_input
+from kbpipe.io.lineage import StepResult
 from kbpipe.io.rollouts import SCHEMA, BadRow, Chunk, read_chunks, to_batch
 from kbpipe.io.tables import (
     ROW_GROUP_ROWS,
@@ -125,15 +126,16 @@ def convert(
     )
     rejects_path = sidecar(output, "rejects")
     tally = _Tally()
-    # Two helper threads: one hashes the input for the lineage, one writes
-    # (Parquet encoding and zstd release the GIL), so on 2 cores both overlap
-    # with parsing, which holds the GIL.
-    with _no_cyclic_gc(), ThreadPoolExecutor(2) as pool:
-        lineage = pool.submit(describe_input, input_path)
+    # The input is fingerprinted as it is read, with xxh3 (~10 GB/s), not hashed
+    # again with SHA-256 on a thread (~1 GB/s), which would take the writer's core.
+    hasher = xxhash.xxh3_128()
+    # One helper thread writes (Parquet encoding and zstd release the GIL) while
+    # the main thread parses, which holds the GIL: both cores busy.
+    with _no_cyclic_gc(), ThreadPoolExecutor(1) as pool:
         with atomic_output(output) as tmp:
             out = _ParquetOut(tmp) if fmt == "parquet" else _JsonlOut(tmp)
             try:
-                _stream(input_path, out, pool, tally, result, skip_bad, limit, batch_rows)
+                _stream(input_path, out, pool, tally, result, skip_bad, limit, batch_rows, hasher)
             except BaseException:
                 # The temp file is discarded; a failure to finish it must not
                 # hide the error that stopped the step.
@@ -149,12 +151,18 @@ def convert(
                     f"{input_path}: all {result.rows_in:,} rows are bad, nothing written; "
                     f"see {rejects_path}"
                 )
-        result.inputs = [lineage.result()]
+        result.inputs = [
+            {"path": str(input_path), "xxh3_128": hasher.hexdigest(), "bytes": _size(input_path)}
+        ]
     result.write_rejects(tally.rejects)
     result.metrics = tally.metrics(out.schema)
     if isinstance(out, _ParquetOut):
         result.metrics["schema_widenings"] = out.rewrites
     return result.finish(settings)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
 
 
 @contextlib.contextmanager
@@ -179,12 +187,13 @@ def _stream(
     skip_bad: bool,
     limit: int | None,
     batch_rows: int,
+    hasher: xxhash.xxh3_128,
 ) -> None:
     """Parse chunk N+1 while chunk N is written; at most two chunks are alive at once."""
     schema = SCHEMA
     pending: Future[None] | None = None
     try:
-        for lines in read_chunks(path, batch_rows=batch_rows, limit=limit):
+        for lines in read_chunks(path, batch_rows=batch_rows, limit=limit, hasher=hasher):
             result.rows_in += len(lines)
             chunk = Chunk(lines)
             del lines
@@ -245,7 +254,7 @@ class _Tally:
                     "example_id": example_id,
                     "reason": error.kind,
                     "detail": error.detail,
-                    "excerpt": raw[:200].decode("utf-8", errors="replace"),
+                    "excerpt": bytes(raw[:200]).decode("utf-8", errors="replace"),
                     "source": str(path),
                 }
             )
