@@ -6,7 +6,9 @@ of `trajectory[-1].response.choices[0].message.reasoning_content` is copied
 as `reasoning` into every completion message, `trajectory` is dropped and
 `oai_tools: null` added. The newer verifiers layout, where the reasoning
 already sits on each completion message (`reasoning_content` or `reasoning`)
-and `trajectory` / `task` may be absent, is accepted too.
+and `trajectory` / `task` may be absent, is accepted too. Which layout a file
+is in, and the rest of each layout's reading (0.3.x nested timings, 0.4.x
+episodes, rows without reasoning), is `kbpipe.io.vfeval`'s.
 
 Required, else the line is bad: `example_id` (an integer), `prompt` and
 `completion` (lists of messages, each with a string `role` and a string or

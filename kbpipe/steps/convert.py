@@ -37,6 +37,7 @@ from kbpipe.io.tables import (
     sidecar,
     table_format,
 )
+from kbpipe.io.vfeval import RowReader, detect_file_layout
 
 EXAMPLES = """examples:
   kbpipe convert outputs/kernelbook-env.jsonl --no-upload
@@ -107,13 +108,20 @@ def convert(
     skip_bad: bool = False,
     limit: int | None = None,
     batch_rows: int = ROW_GROUP_ROWS,
+    reward_field: str | None = None,
+    allow_missing_reasoning: bool = False,
 ) -> StepResult:
     """Convert a vf-eval JSONL file into the evals table at `output` (.parquet or .jsonl).
 
-    A bad line (not JSON, a required field missing, a wrong type) stops the
-    step with an InputError naming the line and example_id, and nothing is
-    written; with `skip_bad` the good rows are written and the bad lines go to
+    The file's layout (the seed's, verifiers 0.3.x results.jsonl, 0.4.x
+    traces.jsonl, see kbpipe.io.vfeval) is detected from its first line and
+    recorded in the stats, with how many rows have each optional field null.
+    A bad line (not JSON, a required field missing, a wrong type, no
+    reasoning unless `allow_missing_reasoning`) stops the step with an
+    InputError naming the line and example_id, and nothing is written; with
+    `skip_bad` the good rows are written and the bad lines go to
     `<stem>.rejects.jsonl`. `limit` keeps the first N (non-blank) lines.
+    `reward_field` takes the reward from another score or metric by name.
     """
     input_path, output = Path(input_path), Path(output)
     fmt = table_format(output)
@@ -122,7 +130,18 @@ def convert(
     result = StepResult(
         "convert",
         output=output,
-        params={"skip_bad": skip_bad, "limit": limit, "batch_rows": batch_rows},
+        params={
+            "skip_bad": skip_bad,
+            "limit": limit,
+            "batch_rows": batch_rows,
+            "reward_field": reward_field,
+            "allow_missing_reasoning": allow_missing_reasoning,
+        },
+    )
+    reader = RowReader(
+        detect_file_layout(input_path),
+        reward_field=reward_field,
+        allow_missing_reasoning=allow_missing_reasoning,
     )
     rejects_path = sidecar(output, "rejects")
     tally = _Tally()
@@ -135,7 +154,18 @@ def convert(
         with atomic_output(output) as tmp:
             out = _ParquetOut(tmp) if fmt == "parquet" else _JsonlOut(tmp)
             try:
-                _stream(input_path, out, pool, tally, result, skip_bad, limit, batch_rows, hasher)
+                _stream(
+                    input_path,
+                    out,
+                    pool,
+                    tally,
+                    result,
+                    skip_bad,
+                    limit,
+                    batch_rows,
+                    hasher,
+                    reader,
+                )
             except BaseException:
                 # The temp file is discarded; a failure to finish it must not
                 # hide the error that stopped the step.
@@ -156,6 +186,8 @@ def convert(
         ]
     result.write_rejects(tally.rejects)
     result.metrics = tally.metrics(out.schema)
+    result.metrics["layout"] = reader.layout
+    result.metrics["layout_notes"] = dict(sorted(reader.notes.items()))
     if isinstance(out, _ParquetOut):
         result.metrics["schema_widenings"] = out.rewrites
     return result.finish(settings)
@@ -188,6 +220,7 @@ def _stream(
     limit: int | None,
     batch_rows: int,
     hasher: xxhash.xxh3_128,
+    reader: RowReader,
 ) -> None:
     """Parse chunk N+1 while chunk N is written; at most two chunks are alive at once."""
     schema = SCHEMA
@@ -195,7 +228,7 @@ def _stream(
     try:
         for lines in read_chunks(path, batch_rows=batch_rows, limit=limit, hasher=hasher):
             result.rows_in += len(lines)
-            chunk = Chunk(lines)
+            chunk = Chunk(lines, reader, reader.read_keys)
             del lines
             batch = to_batch(chunk, schema)
             if chunk.bad and not skip_bad:
@@ -220,6 +253,17 @@ def _stream(
         pending.result()
 
 
+_OPTIONAL_FIELDS = (
+    "task",
+    "answer",
+    "generation_ms",
+    "scoring_ms",
+    "total_ms",
+    "speedup_reward",
+    "num_turns",
+)
+
+
 class _Tally:
     """Figures gathered chunk by chunk: reward stats, layouts, dropped keys, rejects."""
 
@@ -231,6 +275,7 @@ class _Tally:
         self.with_trajectory = 0
         self.without_reasoning = 0
         self.dropped_keys: Counter[str] = Counter()
+        self.nulls: Counter[str] = Counter()
         self.rejects: list[dict[str, Any]] = []
 
     def add_rows(self, chunk: Chunk) -> None:
@@ -244,6 +289,9 @@ class _Tally:
             all(m["reasoning"] is None for m in row["completion"]) for row in chunk.rows
         )
         self.dropped_keys.update(chunk.dropped_keys)
+        # A field a layout does not have comes out null: counted, never silent.
+        for name in _OPTIONAL_FIELDS:
+            self.nulls[name] += sum(row[name] is None for row in chunk.rows)
 
     def add_bad(self, path: Path, chunk: Chunk, result: StepResult) -> None:
         for lineno, example_id, error, raw in sorted(chunk.bad, key=lambda b: b[0]):
@@ -267,6 +315,7 @@ class _Tally:
             "rows_with_trajectory": self.with_trajectory,
             "rows_verifiers_layout": self.rows - self.with_trajectory,
             "rows_without_reasoning": self.without_reasoning,
+            "null_fields": {k: n for k, n in sorted(self.nulls.items()) if n},
             "dropped_input_fields": dict(sorted(self.dropped_keys.items())),
             "columns": schema.names,
             "info_fields": schema.field("info").type.names,
@@ -295,6 +344,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the good rows and list bad lines in <output stem>.rejects.jsonl "
         "instead of stopping at the first bad line",
     )
+    parser.add_argument(
+        "--allow-missing-reasoning",
+        action="store_true",
+        help="keep rows with no reasoning anywhere (reasoning: null, counted in the stats) "
+        "instead of treating them as bad lines, as the seed did",
+    )
+    parser.add_argument(
+        "--reward-field",
+        metavar="NAME",
+        help="take `reward` from this score or metric (a verifiers 0.4 reward function's name, "
+        "or a column/metrics key) instead of the rubric's total",
+    )
 
 
 READS = None
@@ -310,7 +371,13 @@ def execute(args: argparse.Namespace, inputs: None, output: Path, settings: Sett
     if given[0].startswith("hf://"):
         raise ConfigError("convert reads a local vf-eval JSONL file, not a Hub dataset")
     return convert(
-        given[0], output, settings, skip_bad=args.skip_bad, limit=settings.limit(args.limit)
+        given[0],
+        output,
+        settings,
+        skip_bad=args.skip_bad,
+        limit=settings.limit(args.limit),
+        reward_field=args.reward_field,
+        allow_missing_reasoning=args.allow_missing_reasoning,
     )
 
 
@@ -322,6 +389,10 @@ def report_lines(result: StepResult) -> list[str]:
         f"mean {m['reward_mean']:.4f}",
         f"Columns: {', '.join(m['columns'])}",
     ]
+    if "layout" in m:
+        lines.insert(1, f"Layout: {m['layout']}")
     if m["rows_without_reasoning"]:
-        lines.append(f"  note: {m['rows_without_reasoning']:,} rows carry no reasoning")
+        lines.append(f"  note: {m['rows_without_reasoning']:,} rows kept without reasoning")
+    for name, n in m.get("null_fields", {}).items():
+        lines.append(f"  note: {name} is null in {n:,} rows (the input does not have it)")
     return lines

@@ -189,7 +189,7 @@ def test_round_trip_keeps_every_value(
 ) -> None:
     row = rollout(example_id, reasoning=reasoning, reward=reward, info={"module_name": module})
     row["completion"][0]["content"] = content
-    _, rows = run(tmp_path, settings, [row])
+    _, rows = run(tmp_path, settings, [row], allow_missing_reasoning=True)
     assert rows[0]["example_id"] == example_id and rows[0]["reward"] == reward
     assert rows[0]["completion"] == [
         {"role": "assistant", "content": content, "reasoning": reasoning}
@@ -220,12 +220,26 @@ def test_verifiers_layout_takes_reasoning_from_the_message(
     assert result.metrics["rows_verifiers_layout"] == 1
 
 
-def test_verifiers_row_without_any_reasoning_gets_null_and_is_counted(
+@pytest.mark.parametrize(
+    "row",
+    [rollout(5, trajectory=None), rollout(5, reasoning=None)],
+    ids=["no trajectory", "no reasoning_content"],
+)
+def test_row_without_any_reasoning_is_a_bad_line_as_in_the_seed(
+    tmp_path: Path, settings: Settings, row: dict
+) -> None:
+    with pytest.raises(InputError, match=r"line 1 \(example_id 5\): no reasoning"):
+        run(tmp_path, settings, [row, rollout(6)])
+
+
+def test_allow_missing_reasoning_keeps_the_row_with_null_and_counts_it(
     tmp_path: Path, settings: Settings
 ) -> None:
-    result, rows = run(tmp_path, settings, [rollout(5, trajectory=None), rollout(6)])
+    rows_in = [rollout(5, trajectory=None), rollout(6)]
+    result, rows = run(tmp_path, settings, rows_in, allow_missing_reasoning=True)
     assert [r["completion"][0]["reasoning"] for r in rows] == [None, "think"]
     assert result.metrics["rows_without_reasoning"] == 1
+    assert result.metrics["layout_notes"] == {"rows_without_reasoning_kept": 1}
 
 
 def test_both_sample_layouts_convert_to_the_same_messages(
@@ -263,8 +277,9 @@ BAD_CASES = {
         "cannot be stored",
     ),
     "lone surrogate": (
-        '{"example_id": 18, "prompt": [{"role": "user", "content": "\\ud800"}], "completion": [],'
-        ' "reward": 1, "info": {"module_name": "M"}}',
+        '{"example_id": 18, "prompt": [{"role": "user", "content": "\\ud800"}], "completion": '
+        '[{"role": "assistant", "content": "", "reasoning_content": "r"}], "reward": 1, '
+        '"info": {"module_name": "M"}}',
         "line 2 (example_id 18)",
         "surrogates not allowed",
     ),
@@ -374,7 +389,7 @@ def test_limit_takes_the_first_rows(tmp_path: Path, settings: Settings) -> None:
 def test_jsonl_output_has_the_seed_format(tmp_path: Path, settings: Settings) -> None:
     src = write_lines(tmp_path / "in.jsonl", [rollout(0), rollout(1, trajectory=None)])
     out = tmp_path / "evals.jsonl"
-    convert(src, out, settings)
+    convert(src, out, settings, allow_missing_reasoning=True)
     rows = [json.loads(line) for line in out.open()]
     assert [list(r) for r in rows] == [list(COLUMNS)] * 2
     assert rows[0]["completion"][0]["reasoning"] == "think"
