@@ -186,7 +186,7 @@ lint: $(VENV_STAMP) ## ruff check and format check
 	$(PYTHON) -m ruff check kbpipe tests bench
 	$(PYTHON) -m ruff format --check kbpipe tests bench
 
-bench: $(VENV_STAMP) ## benchmarks at realistic scale (18k rows, ~1.8 GB), each beside a baseline
+bench: $(VENV_STAMP) ## each step as the kbpipe command beside a baseline and a floor (BENCH_ROWS=3000 rows; 18000 for the full scale)
 	@# Timed processes start from bytecode, as an installed kbpipe would.
 	$(PYTHON) -m compileall -q kbpipe bench
 	$(PYTHON) -m bench

@@ -11,6 +11,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,21 +33,26 @@ class Measurement:
 def measure(name: str, argv: list[str], *, env: dict[str, str] | None = None) -> Measurement:
     """Run argv to completion; fail loudly if it fails, since a broken run has no timing."""
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-        cwd=ROOT,
-        text=True,
-    )
-    out, err = proc.communicate()
-    wall = time.perf_counter() - start
-    # The child reports its own peak (bench.peak), because RUSAGE_CHILDREN here
-    # would be the maximum over every variant run so far, not this one.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=err, env={**os.environ, **(env or {})}, cwd=ROOT
+        )
+        # wait4: this child's own rusage; RUSAGE_CHILDREN would be the maximum over
+        # every variant run so far.
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if proc.returncode != 0:
-        raise RuntimeError(f"{name}: exit {proc.returncode}\n{err[-4000:]}")
-    return Measurement(name, wall, _peak_from_stderr(err), stdout=out)
+        raise RuntimeError(f"{name}: exit {proc.returncode}\n{stderr[-4000:]}")
+    # A child run through bench.peak reports its own high-water mark (VmHWM), which
+    # unlike ru_maxrss does not start from this process's RSS at fork.
+    peak = _peak_from_stderr(stderr)
+    if peak != peak:  # NaN: a plain command such as `kbpipe ...`
+        peak = usage.ru_maxrss / 1024
+    return Measurement(name, wall, peak, stdout=stdout)
 
 
 def median_of(runs: list[Measurement]) -> Measurement:
