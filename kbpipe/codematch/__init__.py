@@ -1,0 +1,1 @@
+"""Matching PyTorch module code: normalisation, KernelBench contamination, near-duplicates."""
