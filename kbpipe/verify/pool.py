@@ -110,7 +110,7 @@ class _Worker:
             if message == _SILENT:
                 detail = f"no answer in {self.options.startup_timeout_s:g} s"
             elif isinstance(message, str):
-                detail = self._exit_text()
+                detail = f"{self._exit_text()}; {self.log_path}: {self._log_tail()}"
             else:
                 detail = str(message.get("message"))
             self.stop()
@@ -169,7 +169,7 @@ class _Worker:
                 return f"signal {signal.Signals(-code).name}"
             except ValueError:
                 return f"signal {-code}"
-        return f"exit code {code}; log: {self._log_tail()}"
+        return f"exit code {code}"
 
     def _reap(self, wait_s: float) -> int | None:
         """Wait for the worker to end (killing it after `wait_s`); its exit code."""

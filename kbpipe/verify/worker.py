@@ -163,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Run the module imported under its own name: run as __main__, this file's
+    # JobError would be another class than the one runners raise.
+    from kbpipe.verify import worker
+
     # os._exit: a program may have started non-daemon threads that would keep a
     # finished worker alive.
-    os._exit(main())
+    os._exit(worker.main())
