@@ -16,25 +16,23 @@ the output as well.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from kbpipe.errors import InputError
-from kbpipe.io.tables import atomic_output, sidecar, write_rejects
+from kbpipe.io.tables import sidecar, write_rejects
 from kbpipe.verify import journal as jr
 from kbpipe.verify.extract import extract_solution
 from kbpipe.verify.pool import GPU_RUNNER, Executor, LocalPool, PoolOptions
+from kbpipe.verify.rowio import column, read_batches, write_annotated
 
 RESULT_COLUMNS: dict[str, pa.DataType] = {
     "verified": pa.bool_(),
@@ -51,7 +49,7 @@ RESULT_COLUMNS: dict[str, pa.DataType] = {
     "state_dict_missing": pa.list_(pa.string()),
     "state_dict_unexpected": pa.list_(pa.string()),
 }
-READ_BATCH_ROWS = 256
+Inputs = Path | list[Path]
 SPEEDUP_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
@@ -98,7 +96,7 @@ class _Plan:
 
 
 def verify_table(
-    input_path: Path | str,
+    input_path: Path | str | Sequence[Path],
     output_path: Path | str,
     options: VerifyOptions | None = None,
     executor: Executor | None = None,
@@ -108,7 +106,11 @@ def verify_table(
     `executor` defaults to a `LocalPool` over `options.gpus`; pass another (a Ray
     one, a test double) to run the jobs elsewhere.
     """
-    input_path, output_path = Path(input_path), Path(output_path)
+    if isinstance(input_path, list | tuple):
+        input_path = [Path(p) for p in input_path]  # a Hub table's shards, in order
+    else:
+        input_path = Path(input_path)
+    output_path = Path(output_path)
     options = options or VerifyOptions()
     started = time.monotonic()
     plan = _plan(input_path, options)
@@ -131,11 +133,11 @@ def verify_table(
 # ---------------------------------------------------------------------- plan
 
 
-def _plan(path: Path, options: VerifyOptions) -> _Plan:
+def _plan(path: Inputs, options: VerifyOptions) -> _Plan:
     plan = _Plan()
-    for batch in _batches(path, ["completion", "info"], options.limit):
-        completions = _column(batch, "completion")
-        infos = _column(batch, "info")
+    for batch in read_batches(path, ["completion", "info"], options.limit):
+        completions = column(batch, "completion")
+        infos = column(batch, "info")
         for completion, info in zip(completions, infos, strict=True):
             _plan_row(plan, completion, info or {}, options)
     return plan
@@ -167,41 +169,6 @@ def _plan_row(plan: _Plan, completion: Any, info: dict[str, Any], options: Verif
             "settings": options.job_settings(),
         },
     )
-
-
-def _batches(path: Path, columns: list[str] | None, limit: int | None) -> Iterator[pa.RecordBatch]:
-    """The input's record batches (only `columns` that exist), at most `limit` rows."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        if path.suffix in (".jsonl", ".json"):
-            import pyarrow.json as pj
-
-            table = pj.read_json(path)
-            names = [c for c in columns if c in table.column_names] if columns else None
-            source: Iterator[pa.RecordBatch] = iter(
-                (table.select(names) if names is not None else table).to_batches(READ_BATCH_ROWS)
-            )
-        else:
-            pf = pq.ParquetFile(path)
-            names = [c for c in columns if c in pf.schema_arrow.names] if columns else None
-            source = pf.iter_batches(batch_size=READ_BATCH_ROWS, columns=names)
-        left = limit
-        for batch in source:
-            if left is not None:
-                batch = batch.slice(0, left)
-                left -= batch.num_rows
-            yield batch
-            if left is not None and left <= 0:
-                return
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: cannot read it as a table: {exc}") from exc
-
-
-def _column(batch: pa.RecordBatch, name: str) -> list[Any]:
-    if name not in batch.schema.names:
-        return [None] * batch.num_rows
-    return batch.column(name).to_pylist()
 
 
 # ---------------------------------------------------------------------- run
@@ -304,79 +271,20 @@ def _row_result(plan: _Plan, index: int, results: dict[str, dict[str, Any]]) -> 
     return result
 
 
-def _result_arrays(rows: list[dict[str, Any]]) -> dict[str, pa.Array]:
-    return {
-        name: pa.array([r.get(name) for r in rows], type=kind)
-        for name, kind in RESULT_COLUMNS.items()
-    }
-
-
 def _write_output(
-    input_path: Path, output: Path, row_results: list[dict[str, Any]], options: VerifyOptions
+    inputs: Inputs, output: Path, row_results: list[dict[str, Any]], options: VerifyOptions
 ) -> int:
-    writer: Any = None
-    offset = rows_out = 0
-    with atomic_output(output) as tmp:
-        try:
-            for batch in _batches(input_path, None, options.limit):
-                results = row_results[offset : offset + batch.num_rows]
-                offset += batch.num_rows
-                table = _annotated(pa.Table.from_batches([batch]), results)
-                if options.drop_failed:
-                    table = table.filter(pa.array([bool(r.get("verified")) for r in results]))
-                writer = writer or _writer(tmp, output, table.schema)
-                writer.write(table)
-                rows_out += table.num_rows
-            if writer is None:  # no input rows: still an output with the right columns
-                writer = _writer(tmp, output, _annotated(pa.table({}), []).schema)
-        finally:
-            if writer is not None:
-                writer.close()
-    return rows_out
-
-
-def _annotated(table: pa.Table, results: list[dict[str, Any]]) -> pa.Table:
-    kept = [c for c in table.column_names if c not in RESULT_COLUMNS]
-    table = table.select(kept)
-    for name, array in _result_arrays(results).items():
-        table = table.append_column(pa.field(name, array.type), array)
-    return table
-
-
-class _JsonlWriter:
-    def __init__(self, path: Path) -> None:
-        self._fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-
-    def write(self, table: pa.Table) -> None:
-        for row in table.to_pylist():
-            self._fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-class _ParquetWriter:
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
-
-    def write(self, table: pa.Table) -> None:
-        self._writer.write_table(table)
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-def _writer(tmp: Path, output: Path, schema: pa.Schema) -> Any:
-    return _JsonlWriter(tmp) if output.suffix == ".jsonl" else _ParquetWriter(tmp, schema)
+    keep = [bool(r.get("verified")) for r in row_results] if options.drop_failed else None
+    return write_annotated(inputs, output, RESULT_COLUMNS, row_results, keep, options.limit)
 
 
 def _write_rejects(
-    input_path: Path, output: Path, row_results: list[dict[str, Any]], options: VerifyOptions
+    inputs: Inputs, output: Path, row_results: list[dict[str, Any]], options: VerifyOptions
 ) -> int:
     def rows() -> Iterator[dict[str, Any]]:
         offset = 0
-        for batch in _batches(input_path, ["example_id", "info"], options.limit):
-            ids, infos = _column(batch, "example_id"), _column(batch, "info")
+        for batch in read_batches(inputs, ["example_id", "info"], options.limit):
+            ids, infos = column(batch, "example_id"), column(batch, "info")
             for example_id, info in zip(ids, infos, strict=True):
                 result = row_results[offset]
                 offset += 1
