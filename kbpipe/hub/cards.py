@@ -246,6 +246,12 @@ def _intro(ctx: CardContext) -> list[str]:
             "Reasoning removed: each completion is one assistant message holding only the "
             "`<answer>…</answer>` part."
         )
+        other = _other_answer_formats(ctx.stats)
+        if other:
+            lines.append(
+                f"Solutions the model wrote as {other} are stored inside `<answer>…</answer>` "
+                "too, so every row has the same shape."
+            )
     if ctx.merged:
         lines.append(
             "Base and synthetic-prompt runs merged: config `base` has the original prompts, "
@@ -255,6 +261,16 @@ def _intro(ctx: CardContext) -> list[str]:
     lines.append("")
     lines.append(f"Made by [kbpipe](#how-it-was-made) `{ctx.stats.get('kbpipe_version')}`.")
     return [*lines, ""]
+
+
+_FORMAT_WORDS = {"begin-python": "BEGIN_PYTHON/END_PYTHON blocks", "fenced": "fenced python blocks"}
+
+
+def _other_answer_formats(stats: dict[str, Any]) -> str:
+    """strip-reasoning's answer formats other than `<answer>` tags, with their row counts."""
+    counts = (stats.get("metrics") or {}).get("answer_format") or {}
+    parts = [f"{words} ({counts[f]:,} rows)" for f, words in _FORMAT_WORDS.items() if counts.get(f)]
+    return " and ".join(parts)
 
 
 _SPLIT_TEXT = {

@@ -40,15 +40,22 @@ def contents(path: Path) -> list[str]:
         ("<ANSWER>no</ANSWER><answer>yes</answer>", "<answer>yes</answer>"),
     ],
 )
+@pytest.mark.parametrize("answer_format", ["answer-tags", "auto"])
 def test_answer_is_the_first_non_greedy_block(
-    tmp_path: Path, settings: Settings, evals_row, to_parquet, content: str, answer: str
+    tmp_path: Path,
+    settings: Settings,
+    evals_row,
+    to_parquet,
+    content: str,
+    answer: str,
+    answer_format: str,
 ) -> None:
     assert f"<answer>{SEED_PATTERN.search(content).group(1)}</answer>" == answer
     out = tmp_path / "no_reasoning.parquet"
-    strip_reasoning(
-        to_parquet([evals_row(0, content=content)], tmp_path / "f.parquet"), out, settings
-    )
+    src = to_parquet([evals_row(0, content=content)], tmp_path / "f.parquet")
+    result = strip_reasoning(src, out, settings, answer_format=answer_format)
     assert contents(out) == [answer]
+    assert result.metrics["answer_format"]["answer-tags"] == 1
 
 
 def test_completion_becomes_one_message_and_other_columns_stay(
@@ -84,7 +91,7 @@ def test_rows_without_answer_fail_listing_the_first_20_ids(
     out = tmp_path / "no_reasoning.parquet"
 
     with pytest.raises(InputError) as exc:
-        strip_reasoning(src, out, settings)
+        strip_reasoning(src, out, settings, answer_format="answer-tags")
 
     listed = ", ".join(map(str, [1, 2, *range(5, 23)]))
     assert str(exc.value) == (
@@ -92,29 +99,49 @@ def test_rows_without_answer_fail_listing_the_first_20_ids(
         f"example_id {listed} and 7 more; pass --on-missing drop to move them to a rejects file"
     )
     assert list(tmp_path.iterdir()) == [src]
+    with pytest.raises(InputError) as exc:
+        strip_reasoning(src, out, settings)
+    assert str(exc.value).startswith(
+        f"{src}: 27 row(s) have no solution (auto: answer-tags, begin-python, fenced) in any "
+        f"assistant message: example_id {listed} and 7 more"
+    )
 
 
+@pytest.mark.parametrize(
+    ("answer_format", "reason"),
+    [
+        ("answer-tags", "no <answer>...</answer> in completion[0].content"),
+        ("auto", "no solution in auto format in any assistant message"),
+    ],
+)
 def test_on_missing_drop_moves_rows_to_rejects(
-    tmp_path: Path, settings: Settings, evals_row, to_parquet
+    tmp_path: Path, settings: Settings, evals_row, to_parquet, answer_format: str, reason: str
 ) -> None:
     rows = [evals_row(0), evals_row(1, content="<answer>unclosed"), evals_row(2)]
     rows[1]["completion"] = None
+    rows.append(evals_row(3, content="<answer>unclosed, and no other format"))
     out = tmp_path / "no_reasoning.parquet"
 
     result = strip_reasoning(
-        to_parquet(rows, tmp_path / "f.parquet"), out, settings, on_missing="drop"
+        to_parquet(rows, tmp_path / "f.parquet"),
+        out,
+        settings,
+        on_missing="drop",
+        answer_format=answer_format,
     )
 
     assert [r["example_id"] for r in pq.read_table(out).to_pylist()] == [0, 2]
-    assert result.dropped == {"missing_answer": 1}
-    [reject] = [json.loads(x) for x in sidecar(out, "rejects").read_text().splitlines()]
-    assert reject["example_id"] == 1
-    assert reject["reason"] == "no <answer>...</answer> in completion[0].content"
+    assert result.dropped == {"missing_answer": 2}
+    rejects = [json.loads(x) for x in sidecar(out, "rejects").read_text().splitlines()]
+    assert [r["example_id"] for r in rejects] == [1, 3]
+    assert {r["reason"] for r in rejects} == {reason}
+    assert rejects[1]["completion"] == rows[3]["completion"]  # reasoning and all
 
 
+@pytest.mark.parametrize("answer_format", ["answer-tags", "auto"])
 @pytest.mark.parametrize("limit", [None, 5])
 def test_parquet_shards_and_jsonl_give_the_same_rows_in_order(
-    tmp_path: Path, settings: Settings, evals_row, to_parquet, limit
+    tmp_path: Path, settings: Settings, evals_row, to_parquet, limit, answer_format
 ) -> None:
     # Parquet is read leaf by leaf (no reasoning), JSONL whole: same rows out.
     rows = [
@@ -130,7 +157,9 @@ def test_parquet_shards_and_jsonl_give_the_same_rows_in_order(
     outs = {}
     for name, inputs in (("parquet", shards), ("jsonl", [jsonl])):
         out = tmp_path / name / "no_reasoning.parquet"
-        result = strip_reasoning(inputs, out, settings, on_missing="drop", limit=limit)
+        result = strip_reasoning(
+            inputs, out, settings, on_missing="drop", limit=limit, answer_format=answer_format
+        )
         rejects = sidecar(out, "rejects").read_text().splitlines()
         outs[name] = (pq.read_table(out).to_pylist(), [json.loads(r) for r in rejects], result)
 
@@ -182,6 +211,82 @@ def test_wrong_completion_type_is_named(tmp_path: Path, settings: Settings) -> N
         strip_reasoning(src, tmp_path / "out.parquet", settings)
 
 
+# -- the other answer formats ---------------------------------------------------
+
+BEGIN = "I will write it.\nBEGIN_PYTHON\nimport triton\nx = 1\nEND_PYTHON\n"
+FENCED = "Done:\n```python\nfirst = 1\n```\nbetter:\n```python\nimport triton\ny = 2\n```\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "answer_format", "answer"),
+    [
+        (BEGIN, "auto", "<answer>\nimport triton\nx = 1\n</answer>"),
+        (BEGIN, "begin-python", "<answer>\nimport triton\nx = 1\n</answer>"),
+        (FENCED, "auto", "<answer>\nimport triton\ny = 2\n</answer>"),  # the last block
+        (FENCED, "fenced", "<answer>\nimport triton\ny = 2\n</answer>"),
+        # Tags win in auto, and keep the seed's text byte for byte.
+        (f"<answer>t</answer>\n{FENCED}", "auto", "<answer>t</answer>"),
+        # An unclosed tag is no answer; auto goes on to the next format.
+        (f"<answer>unclosed\n{BEGIN}", "auto", "<answer>\nimport triton\nx = 1\n</answer>"),
+    ],
+)
+def test_other_formats_are_written_inside_answer_tags(
+    tmp_path: Path,
+    settings: Settings,
+    evals_row,
+    to_parquet,
+    content: str,
+    answer_format: str,
+    answer: str,
+) -> None:
+    out = tmp_path / "no_reasoning.parquet"
+    src = to_parquet([evals_row(0, content=content)], tmp_path / "f.parquet")
+    strip_reasoning(src, out, settings, answer_format=answer_format)
+    assert contents(out) == [answer]
+
+
+def test_multi_turn_answer_comes_from_the_last_assistant_message_holding_one(
+    tmp_path: Path, settings: Settings, evals_row, to_parquet
+) -> None:
+    row = evals_row(0, content="try 1 <answer>old</answer>")
+    row["completion"] += [
+        {"role": "user", "content": "Test failed", "reasoning": None},
+        {"role": "assistant", "content": BEGIN, "reasoning": "again"},
+        {"role": "user", "content": "Compilation succeeded", "reasoning": None},
+    ]
+    src = to_parquet([row], tmp_path / "f.parquet")
+    out = tmp_path / "no_reasoning.parquet"
+    strip_reasoning(src, out, settings)
+    [got] = pq.read_table(out).to_pylist()
+    assert got["completion"] == [
+        {"role": "assistant", "content": "<answer>\nimport triton\nx = 1\n</answer>"}
+    ]
+    # The seed's rule reads completion[0] only.
+    strip_reasoning(src, out, settings, answer_format="answer-tags")
+    assert contents(out) == ["<answer>old</answer>"]
+
+
+def test_merged_base_and_synthetic_runs_strip_to_one_shape(
+    tmp_path: Path, settings: Settings, evals_row, to_parquet
+) -> None:
+    base = [evals_row(i, content=f"think <answer>\nk{i}\n</answer>") for i in range(3)]
+    synthetic = [evals_row(10 + i, content=BEGIN.replace("x = 1", f"s{i}")) for i in range(2)]
+    rows = [
+        {**r, "data_source": src}
+        for src, part in (("base", base), ("synthetic", synthetic))
+        for r in part
+    ]
+    out = tmp_path / "merged_no_reasoning.parquet"
+    result = strip_reasoning(to_parquet(rows, tmp_path / "merged.parquet"), out, settings)
+    assert contents(out) == [
+        *(f"<answer>\nk{i}\n</answer>" for i in range(3)),
+        *(f"<answer>\nimport triton\ns{i}\n</answer>" for i in range(2)),
+    ]
+    assert result.metrics["answer_format"] == {"answer-tags": 3, "begin-python": 2, "fenced": 0}
+    with pytest.raises(InputError, match="2 row\\(s\\) have no <answer>"):
+        strip_reasoning(tmp_path / "merged.parquet", out, settings, answer_format="answer-tags")
+
+
 def test_cli_defaults_to_the_tables_of_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], evals_row, to_parquet, run_step
 ) -> None:
@@ -202,13 +307,16 @@ def test_cli_defaults_to_the_tables_of_the_run(
 PIECES = ["<answer>", "</answer>", "<answer", "answer>", "a", "\n", "é", "思", " ", "<", "/"]
 
 
-@hsettings(max_examples=30, deadline=None)
+@hsettings(max_examples=15, deadline=None)
 @given(
     texts=st.lists(
         st.lists(st.sampled_from(PIECES), max_size=12).map("".join), min_size=1, max_size=25
     )
 )
-def test_matches_python_re_on_random_text(evals_row, to_parquet, texts: list[str]) -> None:
+@pytest.mark.parametrize("answer_format", ["answer-tags", "auto"])
+def test_matches_python_re_on_random_text(
+    evals_row, to_parquet, texts: list[str], answer_format: str
+) -> None:
     rows = [evals_row(i, content=t) for i, t in enumerate(texts)]
     expected = {
         i: f"<answer>{m.group(1)}</answer>"
@@ -223,6 +331,7 @@ def test_matches_python_re_on_random_text(evals_row, to_parquet, texts: list[str
             out,
             Settings(output_dir=folder),
             on_missing="drop",
+            answer_format=answer_format,
         )
         got = {
             r["example_id"]: r["completion"][0]["content"] for r in pq.read_table(out).to_pylist()
