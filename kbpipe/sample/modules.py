@@ -442,6 +442,7 @@ _NORM = "kestrel-ai/normalization-layers"
 _ATTN = "mlfromscratch/attention-playground"
 _VISION = "pixelforge/vision-blocks"
 _RNN = "seqmodels/recurrent-cells"
+_PORTS = "gpu-katas/kernel-exercises"
 
 MODULES: tuple[ModuleSource, ...] = (
     # ---------------------------------------------------------------- low: copies, elementwise
@@ -1497,6 +1498,152 @@ def get_init_inputs():
 """,
         kernels=(binary("sq_diff", "d = x - y\nout = d * d"), row_reduce("mean_all", *MEAN_ROWS)),
         forward="return mean_all(sq_diff(pred, target).reshape(1, -1)).reshape(())",
+    ),
+    # ------------------------------------------------ KernelBench problems, rewritten
+    # Four modules that are KernelBench problems under other names (renamed
+    # class and variables, imports reordered, a comment or docstring added), as
+    # KernelBook holds many: `kbpipe decontaminate` must find them (the demo
+    # shows it) and name the problem each one copies.
+    ModuleSource(
+        name="ScaledLeakyDense",
+        tier="medium",
+        kind="matmul",
+        summary="It is a Linear layer, a fixed gain, then LeakyReLU.",
+        repo_name=_PORTS,
+        python_code="""import torch.nn as nn
+import torch
+
+
+class ScaledLeakyDense(nn.Module):
+    \"\"\"Dense projection, scaled, then a leaky rectifier.\"\"\"
+
+    def __init__(self, n_in, n_out, gain, slope):
+        super(ScaledLeakyDense, self).__init__()
+        self.proj = nn.Linear(n_in, n_out)
+        self.gain = gain
+        self.act = nn.LeakyReLU(slope)
+
+    def forward(self, h):
+        h = self.proj(h)
+        h = h * self.gain
+        h = self.act(h)
+        return h
+
+
+def get_inputs():
+    return [torch.rand([16, 64])]
+
+
+def get_init_inputs():
+    return [[], {'n_in': 64, 'n_out': 32, 'gain': 2.0, 'slope': 0.1}]
+""",
+        kernels=(
+            linear("linear"),
+            unary(
+                "gain_leaky_relu",
+                "y = x * gain\nout = tl.where(y > 0, y, y * slope)",
+                ("gain", "slope"),
+            ),
+        ),
+        forward="return gain_leaky_relu(linear(h, self.proj.weight, self.proj.bias), "
+        "self.gain, self.act.negative_slope)",
+    ),
+    ModuleSource(
+        name="RowwiseSoftmax",
+        tier="medium",
+        kind="normalization",
+        summary="It applies softmax over dim 1.",
+        repo_name=_PORTS,
+        python_code="""import torch.nn as nn
+import torch
+
+
+class RowwiseSoftmax(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, logits):
+        # each row becomes a distribution over its features
+        return torch.softmax(logits, dim=1)
+
+
+def get_inputs():
+    return [torch.rand([16, 256])]
+
+
+def get_init_inputs():
+    return [[], {}]
+""",
+        kernels=(row_map("softmax", SOFTMAX, other="-float('inf')"),),
+        forward="return softmax(logits.movedim(1, -1)).movedim(-1, 1)",
+    ),
+    ModuleSource(
+        name="HingeMarginLoss",
+        tier="medium",
+        kind="reduction",
+        summary="It is the mean hinge loss max(0, 1 - score * label) for labels in {-1, 1}.",
+        repo_name=_PORTS,
+        python_code="""import torch.nn as nn
+import torch
+
+
+class HingeMarginLoss(nn.Module):
+
+    def __init__(self):
+        super(HingeMarginLoss, self).__init__()
+
+    def forward(self, scores, labels):
+        # labels are -1 / +1
+        return torch.mean(torch.clamp(1 - scores * labels, min=0))
+
+
+def get_inputs():
+    return [torch.rand([16, 32]), torch.rand([16, 32])]
+
+
+def get_init_inputs():
+    return [[], {}]
+""",
+        kernels=(
+            binary("hinge", "out = tl.maximum(1.0 - x * y, 0.0)"),
+            row_reduce("mean_all", *MEAN_ROWS),
+        ),
+        forward="return mean_all(hinge(scores, labels).reshape(1, -1)).reshape(())",
+    ),
+    ModuleSource(
+        name="ReluDividedProjection",
+        tier="medium",
+        kind="matmul",
+        summary="It is a Linear layer, ReLU, then division by a constant.",
+        repo_name=_PORTS,
+        python_code="""import torch.nn as nn
+import torch
+
+
+class ReluDividedProjection(nn.Module):
+
+    def __init__(self, d_in, d_out, denom):
+        super(ReluDividedProjection, self).__init__()
+        self.fc = nn.Linear(d_in, d_out)
+        self.denom = denom
+
+    def forward(self, z):
+        z = self.fc(z)
+        z = torch.relu(z)
+        z = z / self.denom
+        return z
+
+
+def get_inputs():
+    return [torch.rand([16, 64])]
+
+
+def get_init_inputs():
+    return [[], {'d_in': 64, 'd_out': 32, 'denom': 2.0}]
+""",
+        kernels=(linear("linear_relu", RELU), unary("div_scalar", "out = x / denom", ("denom",))),
+        forward="return div_scalar(linear_relu(z, self.fc.weight, self.fc.bias), self.denom)",
     ),
     ModuleSource(
         name="GramMatrix",

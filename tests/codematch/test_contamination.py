@@ -21,6 +21,10 @@ from kbpipe.sample.modules import MODULES
 # problems; the others were written as ordinary KernelBook modules and happen to
 # be exactly KernelBench's level-1 single-op problems (the "a Swish").
 SAMPLE_MATCHES = {
+    "ScaledLeakyDense": "level_2/12_Gemm_Multiply_LeakyReLU",
+    "RowwiseSoftmax": "level_1/23_Softmax",
+    "HingeMarginLoss": "level_1/100_HingeLoss",
+    "ReluDividedProjection": "level_2/63_Gemm_ReLU_Divide",
     "ReLU": "level_1/19_ReLU",
     "Swish": "level_1/25_Swish",
     "GELU": "level_1/26_GELU_",

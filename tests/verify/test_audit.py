@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kbpipe.sample.generator import write_rollouts_jsonl
+from kbpipe.sample.generator import MODULES, write_rollouts_jsonl
 from kbpipe.verify import rules
 from kbpipe.verify.audit import audit_code, audit_completion
 
@@ -92,5 +92,5 @@ def test_every_honest_solution_of_the_bundled_sample_passes(tmp_path: Path) -> N
         assert set(result.flags) <= rules.INFORMATIONAL
         modules.add(row["info"]["module_name"])
         formats.add(solution.format)
-    assert len(modules) == 48
+    assert modules == {m.name for m in MODULES}
     assert formats == {"answer-tags", "fenced"}  # the untagged rows fence their code
