@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ from bench.harness import DATA_DIR, ROOT, Measurement, measure, median_of, pytho
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 TOKENIZER_DIR = ROOT / ".cache" / "tokenizers" / "qwen3"
-KBPIPE = str(Path(sys.executable).with_name("kbpipe"))
 # The targets, kbpipe / floor.
 TARGETS = {"convert": 2.0, "seqlen": 1.3}
 TABLE_TARGET = 1.5
@@ -43,7 +41,9 @@ class Step:
 
 
 def _kbpipe(*args: object) -> list[str]:
-    return [KBPIPE, *map(str, args), "--no-upload"]
+    # Through bench.peak, which reports the command's own peak RSS: ru_maxrss would
+    # start from this process's RSS at fork (large after generating the data).
+    return python_cmd("kbpipe", *map(str, args), "--no-upload")
 
 
 def _base(func: str, *args: object) -> list[str]:

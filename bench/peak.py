@@ -1,7 +1,8 @@
 """Run a callable `module:function` with string args, then print the process's peak RSS.
 
-`python -m bench.peak bench.bench_convert:baseline IN OUT` prints
-`PEAK_RSS_KB=...` on stderr, read by harness.measure.
+`python -m bench.peak bench.baselines:baseline_convert IN OUT` prints
+`PEAK_RSS_KB=...` on stderr, read by harness.measure; `python -m bench.peak
+kbpipe ARGS` runs the kbpipe command the same way.
 """
 
 import importlib
@@ -11,9 +12,15 @@ import sys
 
 def main() -> None:
     target, *args = sys.argv[1:]
-    module_name, func_name = target.split(":")
-    func = getattr(importlib.import_module(module_name), func_name)
-    func(*args)
+    if target == "kbpipe":  # the command itself, as its console script runs it
+        from kbpipe.cli import main as kbpipe
+
+        code = kbpipe(args)
+        if code:
+            sys.exit(code)
+    else:
+        module_name, func_name = target.split(":")
+        getattr(importlib.import_module(module_name), func_name)(*args)
     own = _own_peak_kb()
     # RUSAGE_CHILDREN covers worker processes, if the function started any.
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
