@@ -5,6 +5,13 @@ Exactly the seed's rules (sql/unique_best_per_module.sql): group by
 tie; output sorted by reward descending, equal rewards in the order their
 modules first appear in the input. A null or NaN reward cannot be ranked (the
 seed would have crashed on it), so it is an error naming the example_ids.
+
+`--near-duplicates` groups by code instead of by name: every distinct
+`info.python_code` gets a `module_cluster` (MinHash + LSH over its normalised
+token stream, `kbpipe.codematch.minhash`; `--similarity 0.85`), the best row
+per cluster is kept, and the output carries the `module_cluster` column, which
+the `module` split then assigns by, so no cluster straddles train/validation.
+The stats hold the cluster size distribution.
 """
 
 from __future__ import annotations
@@ -15,47 +22,106 @@ from typing import Any
 
 import duckdb
 
+from kbpipe.codematch.minhash import DEFAULT_SIMILARITY, module_clusters
+from kbpipe.codematch.streams import default_workers
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
 from kbpipe.io import sql, sql_output
 from kbpipe.io.lineage import ResolvedInput, StepResult
 
 DUPLICATE = "duplicate_module"
+NEAR_DUPLICATE = "near_duplicate_module"
 TOP_N = 10
 
 EXAMPLES = """examples:
   kbpipe dedupe --no-upload                 # outputs/$DATA_MODEL/filtered -> unique
-  kbpipe dedupe -i filtered.parquet -o unique.parquet --no-upload"""
+  kbpipe dedupe -i filtered.parquet -o unique.parquet --no-upload
+  kbpipe dedupe --near-duplicates --similarity 0.9 --no-upload   # best row per code cluster"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """dedupe takes only the common step options."""
+    g = parser.add_argument_group("near duplicates")
+    g.add_argument(
+        "--near-duplicates",
+        action="store_true",
+        help="keep the best row per cluster of near-identical code (adds module_cluster), "
+        "not per module name",
+    )
+    g.add_argument(
+        "--similarity",
+        type=float,
+        default=DEFAULT_SIMILARITY,
+        metavar="F",
+        help="estimated Jaccard similarity (0-1) from which two modules share a cluster "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="processes (default: CPUs)"
+    )
 
 
 def dedupe(
-    inputs: sql.StepInput, output: Path, settings: Settings, *, limit: int | None = None
+    inputs: sql.StepInput,
+    output: Path,
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    near_duplicates: bool = False,
+    similarity: float = DEFAULT_SIMILARITY,
+    workers: int | None = None,
 ) -> StepResult:
-    """Write the best-reward row per `info.module_name`; metrics hold the seed's statistics."""
+    """Write the best-reward row per `info.module_name` (or per near-duplicate cluster)."""
     resolved = sql.as_resolved(inputs)
     output = Path(output)
-    result = StepResult("dedupe", output=output, inputs=resolved.lineage(), params={"limit": limit})
+    params: dict[str, Any] = {"limit": limit, "near_duplicates": near_duplicates}
+    if near_duplicates:
+        params["similarity"] = similarity
+    result = StepResult("dedupe", output=output, inputs=resolved.lineage(), params=params)
     with sql.session(output) as con:
         table = sql.open_input(con, resolved.paths, limit=limit)
         table.require("example_id")
         table.require_number("reward")
         table.require_struct_field("info", "module_name")
+        if near_duplicates:
+            table.require_struct_field("info", "python_code")
         with sql.reading(table.label):
+            if near_duplicates:
+                result.metrics["clusters"] = _cluster(con, similarity, workers)
             _refuse_missing_rewards(con, table)
             result.rows_in = table.n_rows
+            groups = "groups_by_cluster" if near_duplicates else "groups_by_module"
+            sql.run(con, groups).create_view("dedupe_groups")
             sql.run(con, "unique_winners").create("unique_winners")
             [(n_unique,)] = con.table("unique_winners").count("*").fetchall()
             best = sql.run(con, "unique_best_per_module")
             result.rows_out = sql_output.write_ordered(
                 con, best, output, n_rows=n_unique, row_bytes=table.row_bytes
             )
-            result.drop(DUPLICATE, result.rows_in - result.rows_out)
-            result.metrics = _summary(con)
+            reason = NEAR_DUPLICATE if near_duplicates else DUPLICATE
+            result.drop(reason, result.rows_in - result.rows_out)
+            result.metrics |= _summary(con)
     return result.finish(settings)
+
+
+def _cluster(con: duckdb.DuckDBPyConnection, similarity: float, workers: int | None) -> dict:
+    """Make `input_rows` the input with module_cluster; return the cluster statistics."""
+    import pyarrow as pa
+
+    codes = [code for (code,) in sql.run(con, "distinct_module_code").fetchall()]
+    clusters = module_clusters(codes, similarity=similarity, workers=workers or default_workers())
+    con.register(
+        "code_clusters",
+        pa.table({"python_code": codes, "module_cluster": clusters.cluster_ids}),
+    )
+    sql.run(con, "unclustered_rows")
+    sql.run(con, "clustered_rows").create_view("input_rows")
+    return {
+        "n_modules": clusters.n_distinct,
+        "n_clusters": sum(clusters.size_histogram.values()),
+        "n_modules_unparsed": clusters.n_unparsed,
+        # distinct modules in a cluster -> how many clusters have that many
+        "cluster_sizes": {str(k): v for k, v in clusters.size_histogram.items()},
+    }
 
 
 def _refuse_missing_rewards(con: duckdb.DuckDBPyConnection, table: sql.InputTable) -> None:
@@ -114,7 +180,15 @@ WRITES = ("unique", "")
 def execute(
     args: argparse.Namespace, inputs: ResolvedInput, output: Path, settings: Settings
 ) -> StepResult:
-    return dedupe(inputs, output, settings, limit=settings.limit(args.limit))
+    return dedupe(
+        inputs,
+        output,
+        settings,
+        limit=settings.limit(args.limit),
+        near_duplicates=args.near_duplicates,
+        similarity=args.similarity,
+        workers=args.workers,
+    )
 
 
 report_lines = summary_lines

@@ -1,4 +1,5 @@
--- grain: one row per info.module_name: the input_row of its highest-reward
+-- grain: one row per group_key (info.module_name, or the near-duplicate cluster
+-- with --near-duplicates; dedupe_groups holds it): the input_row of its highest-reward
 -- rollout (the first in input order on a tie) and output_row = that row's
 -- position in the unique table. That order is reward descending, and equal
 -- rewards in the order their modules first appear in the input: the seed kept
@@ -6,7 +7,7 @@
 -- stable sort on reward. Narrow columns only: the wide rows are fetched
 -- afterwards by unique_best_per_module.sql.
 with rollouts as (
-    select input_row, reward, info.module_name as module_name from input_rows
+    select input_row, reward, group_key from dedupe_groups
 ),
 
 ranked as (
@@ -14,9 +15,9 @@ ranked as (
         input_row,
         reward,
         row_number() over (
-            partition by module_name order by reward desc, input_row
+            partition by group_key order by reward desc, input_row
         ) as rank_in_module,
-        min(input_row) over (partition by module_name) as module_first_input_row
+        min(input_row) over (partition by group_key) as module_first_input_row
     from rollouts
 ),
 

@@ -1,0 +1,66 @@
+"""kbpipe dedupe --near-duplicates: the best row per cluster of near-identical code."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from kbpipe.codematch.variants import kernelbook_copy
+from kbpipe.config import Settings
+from kbpipe.io.tables import sidecar
+from kbpipe.sample.modules import MODULES
+from kbpipe.steps.dedupe import dedupe
+
+CODE = {m.name: m.python_code for m in MODULES}
+
+
+def _row(evals_row, example_id: int, reward: float, name: str, code: str | None) -> dict:
+    row = evals_row(example_id, reward, name)
+    row["info"] = {"module_name": name, "python_code": code}
+    return row
+
+
+def test_keeps_the_best_row_per_cluster_and_adds_module_cluster(
+    tmp_path: Path, settings: Settings, evals_row, to_parquet
+) -> None:
+    relu_copy = kernelbook_copy(CODE["ReLU"], random.Random(0))  # same code, other names
+    rows = [
+        _row(evals_row, 0, 0.90, "ReLU", CODE["ReLU"]),
+        _row(evals_row, 1, 0.97, "Rectifier", relu_copy),
+        _row(evals_row, 2, 0.95, "GELU", CODE["GELU"]),
+        _row(evals_row, 3, 0.99, "ReLU", CODE["ReLU"]),
+        _row(evals_row, 4, 0.92, "NoCode", None),
+        _row(evals_row, 5, 0.93, "NoCode", None),
+    ]
+    out = tmp_path / "unique.parquet"
+
+    result = dedupe(
+        to_parquet(rows, tmp_path / "f.parquet"), out, settings, near_duplicates=True, workers=1
+    )
+
+    table = pq.read_table(out).to_pylist()
+    assert [r["example_id"] for r in table] == [3, 2, 5]
+    clusters = [r["module_cluster"] for r in table]
+    assert len(set(clusters)) == 3 and clusters[2] == "module:NoCode"
+    assert result.dropped == {"near_duplicate_module": 3}
+    stats = json.loads(sidecar(out, "stats").read_text())
+    assert stats["metrics"]["clusters"]["cluster_sizes"] == {"1": 1, "2": 1}
+    assert stats["params"]["near_duplicates"] is True
+
+
+def test_without_the_flag_near_duplicates_stay_apart(
+    tmp_path: Path, settings: Settings, evals_row, to_parquet
+) -> None:
+    relu_copy = kernelbook_copy(CODE["ReLU"], random.Random(0))
+    rows = [
+        _row(evals_row, 0, 0.90, "ReLU", CODE["ReLU"]),
+        _row(evals_row, 1, 0.97, "Rectifier", relu_copy),
+    ]
+    out = tmp_path / "unique.parquet"
+    dedupe(to_parquet(rows, tmp_path / "f.parquet"), out, settings)
+    table = pq.read_table(out)
+    assert table["example_id"].to_pylist() == [1, 0]
+    assert "module_cluster" not in table.column_names
