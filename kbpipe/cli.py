@@ -71,6 +71,16 @@ COMMANDS: dict[str, Command] = {
     "merge": Command(
         "kbpipe.steps.merge", "combine a base run and a synthetic-prompt run", step=True
     ),
+    "audit": Command(
+        "kbpipe.steps.audit",
+        "extra: static reward-hack audit of every row's solution (CPU, no torch)",
+        step=True,
+    ),
+    "verify": Command(
+        "kbpipe.steps.verify",
+        "extra (GPU): re-run every row's kernel against its PyTorch reference",
+        step=True,
+    ),
     "upload": Command(
         "kbpipe.commands.upload",
         "publish a built table to the Hugging Face Hub (or stage it with --dry-run)",

@@ -1,0 +1,144 @@
+"""Extra step `kbpipe audit`: a static reward-hack audit of every row's solution (CPU, no torch).
+
+Each row's solution (`kbpipe.verify.extract`, every answer format) is parsed
+with `ast` and checked for the hacks listed in `kbpipe.verify.rules.FLAGS`:
+no Triton kernel, kernels never launched from `{module}New.forward`, torch
+doing the work, fallbacks to the reference, and so on. The output is the
+input table plus `audit_flags` (list of flag names), `audit_ok` (no flag
+other than the informational `partial_torch_compute`) and `answer_format`
+(the format the solution was found in; null when there is none).
+
+Rows are only annotated by default. `--drop-flagged` moves rows that are not
+`audit_ok` to the rejects file, with their flags as the reason. The stats
+count rows per flag and per answer format either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from kbpipe.config import Settings
+from kbpipe.io.lineage import ResolvedInput, StepResult
+from kbpipe.verify.audit import audit_completion
+from kbpipe.verify.extract import ANSWER_FORMATS, AUTO
+from kbpipe.verify.rowio import column, read_batches, write_annotated
+from kbpipe.verify.rules import FLAGS
+
+AUDIT_COLUMNS: dict[str, pa.DataType] = {
+    "audit_flags": pa.list_(pa.string()),
+    "audit_ok": pa.bool_(),
+    "answer_format": pa.string(),
+}
+FLAGGED = "audit_flagged"
+
+EXAMPLES = """examples:
+  kbpipe audit --no-upload                    # outputs/$DATA_MODEL/filtered -> audited
+  kbpipe audit --drop-flagged --no-upload     # flagged rows to audited_dataset.rejects.jsonl
+  kbpipe audit -i rollouts.parquet -o audited.parquet --answer-format fenced --no-upload"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--drop-flagged",
+        action="store_true",
+        help="move rows that fail the audit to the rejects file (default: annotate only)",
+    )
+    parser.add_argument(
+        "--answer-format",
+        choices=[AUTO, *ANSWER_FORMATS],
+        default=AUTO,
+        help="where the solution is in the completion (default: auto, every format in turn)",
+    )
+
+
+def audit(
+    inputs: ResolvedInput,
+    output: Path,
+    settings: Settings,
+    *,
+    drop_flagged: bool = False,
+    answer_format: str = AUTO,
+    limit: int | None = None,
+) -> StepResult:
+    """Annotate every row with its audit; with `drop_flagged`, reject the rows that fail it."""
+    output = Path(output)
+    params = {"drop_flagged": drop_flagged, "answer_format": answer_format, "limit": limit}
+    result = StepResult("audit", output=output, inputs=inputs.lineage(), params=params)
+    audits, ids = [], []
+    for batch in read_batches(inputs.paths, ["example_id", "completion", "info"], limit):
+        ids += column(batch, "example_id")
+        for completion, info in zip(
+            column(batch, "completion"), column(batch, "info"), strict=True
+        ):
+            audits.append(_audit_row(completion, info or {}, answer_format))
+    keep = [a["audit_ok"] for a in audits] if drop_flagged else None
+    result.rows_in = len(audits)
+    result.rows_out = write_annotated(inputs.paths, output, AUDIT_COLUMNS, audits, keep, limit)
+    if drop_flagged:
+        rejects = [_reject(i, a) for i, a in zip(ids, audits, strict=True) if not a["audit_ok"]]
+        result.drop(FLAGGED, len(rejects))
+        result.write_rejects(rejects)
+    result.metrics = _metrics(audits)
+    return result.finish(settings)
+
+
+def _audit_row(completion: Any, info: dict[str, Any], answer_format: str) -> dict[str, Any]:
+    verdict, solution = audit_completion(
+        completion or [], info.get("module_name") or "", answer_format
+    )
+    return {
+        "audit_flags": list(verdict.flags),
+        "audit_ok": verdict.ok,
+        "answer_format": solution.format if solution else None,
+        "module_name": info.get("module_name"),
+    }
+
+
+def _reject(example_id: Any, row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "example_id": example_id,
+        "module_name": row["module_name"],
+        "reason": ",".join(row["audit_flags"]),
+        "audit_flags": row["audit_flags"],
+    }
+
+
+def _metrics(audits: list[dict[str, Any]]) -> dict[str, Any]:
+    flags = Counter(f for a in audits for f in a["audit_flags"])
+    return {
+        "n_ok": sum(a["audit_ok"] for a in audits),
+        "n_flagged": sum(not a["audit_ok"] for a in audits),
+        "flags": {f: flags[f] for f in FLAGS if flags[f]},
+        "answer_format": dict(Counter(a["answer_format"] or "none" for a in audits)),
+    }
+
+
+READS = "filtered"
+WRITES = ("audited", "")
+
+
+def execute(
+    args: argparse.Namespace, inputs: ResolvedInput, output: Path, settings: Settings
+) -> StepResult:
+    return audit(
+        inputs,
+        output,
+        settings,
+        drop_flagged=args.drop_flagged,
+        answer_format=args.answer_format,
+        limit=settings.limit(args.limit),
+    )
+
+
+def report_lines(result: StepResult) -> list[str]:
+    m = result.metrics
+    lines = [f"Audit: {m['n_ok']:,} of {result.rows_in:,} rows pass ({m['n_flagged']:,} flagged)"]
+    lines += [f"  {flag}: {n:,}" for flag, n in m["flags"].items()]
+    formats = ", ".join(f"{name} {n:,}" for name, n in m["answer_format"].items())
+    lines.append(f"  answer formats: {formats}")
+    return lines
