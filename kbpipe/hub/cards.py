@@ -281,6 +281,8 @@ _SPLIT_TEXT = {
     "split), with `test` published as `validation`",
     "none": "one `train` split",
     "column": "as recorded in the input's `split` column (kept from an earlier publication)",
+    "inherited": "the split of the table this one was made from: each row is on the side its "
+    "`example_id` is on there, so no row crosses between train and validation",
 }
 
 

@@ -23,12 +23,15 @@ from typing import Any
 from kbpipe.config import Settings
 from kbpipe.errors import InputError, KbpipeError
 from kbpipe.hub.cards import CardContext, RowSummary, render_readme
+from kbpipe.hub.carry import carried_label, planner_for
 from kbpipe.hub.pull import transport_errors
 from kbpipe.hub.splits import (
     MAX_SHARD_BYTES,
     SPLIT_COLUMN,
+    Planner,
     StagedConfig,
     hub_schema,
+    plan_splits,
     write_configs,
 )
 from kbpipe.io.tables import (
@@ -107,7 +110,7 @@ def publish_table(
             table=table,
             data_model=settings.data_model,
             stats=stats,
-            split_mode=_split_label(source, split),
+            split_mode=_split_label(source, split, path),
             no_reasoning=no_reasoning,
             merged=merged,
             seqlen=_seqlen_report(settings, table, path, no_reasoning or merged),
@@ -120,6 +123,8 @@ def publish_table(
             merged=merged,
             max_shard_bytes=max_shard_bytes,
             token=settings.hf_token,
+            # A derived table keeps its parent's split (kbpipe.hub.carry).
+            planner=planner_for(path),
         )
         new_files = _list_files(staging)
         if dry_run_dir is not None:
@@ -168,6 +173,7 @@ def stage_folder(
     merged: bool = False,
     max_shard_bytes: int = MAX_SHARD_BYTES,
     token: str | None = None,
+    planner: Planner = plan_splits,
 ) -> list[StagedConfig]:
     """Write the shards and README.md of one Hub dataset repo into ``folder``."""
     schema = hub_schema(parquet_schema(source))
@@ -179,6 +185,7 @@ def stage_folder(
         merged=merged,
         max_shard_bytes=max_shard_bytes,
         observer=rows.observer,
+        planner=planner,
     )
     readme = render_readme(ctx, configs, schema, rows)
     if token and token in readme:
@@ -188,11 +195,12 @@ def stage_folder(
     return configs
 
 
-def _split_label(source: Path, split: str) -> str:
-    """How the card describes the split: a split column in the table decides when present."""
+def _split_label(source: Path, split: str, built: Path) -> str:
+    """How the card describes the split: a split column in the table decides when present,
+    then the table it was made from."""
     if split != "none" and SPLIT_COLUMN in parquet_schema(source).names:
         return "column"
-    return split
+    return carried_label(built, split)
 
 
 def _as_parquet(path: Path, scratch: Path) -> Path:

@@ -17,6 +17,10 @@ A table that already carries a ``split`` column (a Hub dataset pulled with its
 train/validation files) keeps that assignment under ``module`` and ``legacy``;
 the column itself is not published, the file names carry it.
 
+Splits are decided once: a table made from another (unique, no-reasoning,
+merged, ...) is split as the table it was made from, row by row through
+``example_id``; see kbpipe.hub.carry.
+
 Shards follow ``datasets.push_to_hub``: ``{dir}/{split}-{i:05d}-of-{n:05d}.parquet``,
 contiguous, of about ``max_shard_bytes`` of Parquet each. Rows are read in
 record batches (in order from the Parquet row groups, or through a memory-mapped
@@ -52,9 +56,10 @@ _SPLIT_ORDER = ("train", "validation", "test")
 MERGED_CONFIGS = ("base", "synthetic")
 _SPLIT_NAME_RE = re.compile(r"^(train|validation|valid|val|dev|test)(?=[-_.]|$)")
 _SPLIT_ALIASES = {"valid": "validation", "val": "validation", "dev": "validation"}
-
 # split name -> row indices into the source table, in output order.
 SplitPlan = dict[str, np.ndarray]
+# (table, mode, rows or None for all) -> their plan; plan_splits, or one that follows a parent.
+Planner = Callable[[Path, str, "np.ndarray | None"], SplitPlan]
 
 
 def module_in_validation(module_name: str | None, fraction: float = VALIDATION_FRACTION) -> bool:
@@ -107,7 +112,7 @@ def plan_splits(path: Path, mode: str, rows: np.ndarray | None = None) -> SplitP
         return {"train": rows}
     if SPLIT_COLUMN in parquet_schema(path).names:
         values = read_column(path, SPLIT_COLUMN)
-        return _plan_from_labels(path, [values[i] for i in rows], rows)
+        return plan_from_labels(path, [values[i] for i in rows], rows)
     if mode == "legacy":
         train, test = legacy_split_indices(len(rows))
         plan = {"train": rows[train], "validation": rows[test]}
@@ -124,7 +129,8 @@ def _validation_mask(names: list[str | None]) -> np.ndarray:
     return np.fromiter((verdict[n] for n in names), dtype=bool, count=len(names))
 
 
-def _plan_from_labels(path: Path, labels: list[str | None], rows: np.ndarray) -> SplitPlan:
+def plan_from_labels(path: Path, labels: list[str | None], rows: np.ndarray) -> SplitPlan:
+    """``rows`` grouped by their split label, splits in their usual order."""
     if any(label is None for label in labels):
         raise InputError(f"{path}: the {SPLIT_COLUMN!r} column has empty values")
     names = sorted(set(labels), key=split_sort_key)
@@ -187,14 +193,15 @@ def write_configs(
     merged: bool = False,
     max_shard_bytes: int = MAX_SHARD_BYTES,
     observer: Callable[[str], BatchObserver] | None = None,
+    planner: Planner = plan_splits,
 ) -> list[StagedConfig]:
     """Write a table's shards as Hub configs: ``default`` under data/, or for a merged table
     ``base`` and ``synthetic`` (by ``data_source``) plus ``all``, which names both.
+    ``planner`` assigns rows to splits (kbpipe.hub.carry's for a derived table).
     """
+    options = (mode, max_shard_bytes, observer, planner)
     if not merged:
-        return [
-            _write_config(source, folder, "default", "data", None, mode, max_shard_bytes, observer)
-        ]
+        return [_write_config(source, folder, "default", "data", None, *options)]
     if "data_source" not in parquet_schema(source).names:
         raise InputError(f"{source}: a merged table needs a data_source column (base|synthetic)")
     labels = np.asarray(read_column(source, "data_source"), dtype=object)
@@ -208,9 +215,7 @@ def write_configs(
             name,
             name,
             np.flatnonzero(labels == name),
-            mode,
-            max_shard_bytes,
-            observer,
+            *options,
         )
         for name in MERGED_CONFIGS
     ]
@@ -226,10 +231,11 @@ def _write_config(
     mode: str,
     max_shard_bytes: int,
     observer: Callable[[str], BatchObserver] | None,
+    planner: Planner,
 ) -> StagedConfig:
     splits = write_split_shards(
         source,
-        plan_splits(source, mode, rows),
+        planner(source, mode, rows),
         folder,
         data_dir,
         max_shard_bytes=max_shard_bytes,
