@@ -276,13 +276,14 @@ def loads(raw: bytes | memoryview) -> Any:
 
 # Where a value ends up in the evals row; the trajectory is read for one string only.
 _KEPT_KEYS = _READ_KEYS - {"trajectory"}
-_U64_END = float(2**64)
+# orjson reads integers beyond u64 (above) or i64 (below) as floats.
+_INT_EDGE = float(2**63)
 
 
 def _maybe_big_int(value: Any) -> bool:
     kind = type(value)
     if kind is float:
-        return abs(value) >= _U64_END
+        return abs(value) >= _INT_EDGE
     if kind is dict:
         return any(_maybe_big_int(v) for v in value.values())
     if kind is list:
