@@ -48,7 +48,13 @@ from kbpipe.tokens.chat import (
     ReasoningMode,
     load_chat_tokenizer,
 )
-from kbpipe.tokens.length_report import REASONING_WORD, format_report, plot_histogram, summarize
+from kbpipe.tokens.length_report import (
+    PERCENTILE_METHODS,
+    REASONING_WORD,
+    format_report,
+    plot_histogram,
+    summarize,
+)
 
 EXAMPLES = """examples:
   kbpipe seqlen                                  # outputs/$DATA_MODEL/filtered_dataset.parquet
@@ -60,6 +66,8 @@ EXAMPLES = """examples:
 # ~4 MB of text: enough work to keep every core busy, small enough that the
 # encodings (ids only, no offsets) stay well under 100 MB.
 BATCH_ROWS = 64
+# The drop reason of a row the chat template refuses (or the tokenizer cannot encode).
+UNRENDERABLE = "template_error"
 # Columns the report is broken down by, when the table has them.
 GROUP_COLUMNS = ("split", "difficulty")
 
@@ -110,6 +118,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--plot", type=Path, metavar="FILE.png", help="draw the length histogram")
     g.add_argument(
+        "--percentiles",
+        choices=PERCENTILE_METHODS,
+        default="interpolate",
+        help="interpolate (default, numpy's linear interpolation) or seed: the seed's order "
+        "statistics sorted[int(n*p)-1] and median sorted[n//2], to compare figures exactly",
+    )
+    g.add_argument(
         "--counter",
         choices=COUNTERS,
         default="auto",
@@ -158,6 +173,7 @@ def execute(
         lineage=inputs.lineage(),
         counter=args.counter,
         check=args.check,
+        percentiles=args.percentiles,
     )
 
 
@@ -190,6 +206,7 @@ def seqlen(
     lineage: list[dict[str, Any]] | None = None,
     counter: CounterChoice = "auto",
     check: bool = False,
+    percentiles: str = "interpolate",
 ) -> StepResult:
     """Count tokens per row, write the report JSON and per-row Parquet, optionally drop long rows.
 
@@ -219,6 +236,7 @@ def seqlen(
         "limit": limit,
         "drop_over": drop_over,
         "batch_rows": batch_rows,
+        "percentiles": percentiles,
     }
     started = time.perf_counter()
     rows = _count_table(inputs, tokenizer, reasoning, limit, batch_rows, progress)
@@ -226,19 +244,26 @@ def seqlen(
     # Again after counting: with --check, a disagreement switches counters.
     result.params["tokenizer"] = tokenizer.describe()
     total_tokens = sum(rows.n_tokens)
-    result.rows_in = result.rows_out = len(rows.n_tokens)
+    result.rows_in = len(rows.rendered)
+    result.rows_out = len(rows.n_tokens)
+    result.drop(UNRENDERABLE, len(rows.skipped))
     result.metrics = {
         "total_tokens": total_tokens,
         "count_s": round(count_s, 3),
         "tokens_per_s": round(total_tokens / count_s) if count_s > 0 else None,
+        "rows_skipped": len(rows.skipped),
     }
 
     rows_path = write_table(rows.per_row_table(), settings.seqlen_rows_path(which))
     result.output = rows_path
-    report = _report(rows, result, tokenizer, which, reasoning, rows_path)
+    report = _report(rows, result, tokenizer, which, reasoning, rows_path, percentiles)
     if drop_over is not None:
         assert output is not None
         report["drop_over"] = _drop_long_rows(inputs, output, rows, drop_over, result)
+    else:
+        result.write_rejects(rows.skipped)  # beside the per-row lengths
+    if result.rejects is not None:
+        report["rejects"] = str(result.rejects)
     if plot is not None:
         plot_histogram(rows.n_tokens, report, plot, title=_plot_title(report))
         report["plot"] = str(plot)
@@ -258,6 +283,9 @@ class _Lengths:
         self.n_reasoning: list[int] = []
         self.groups: dict[str, list[Any]] = {key: [] for key in GROUP_COLUMNS}
         self.has_group = dict.fromkeys(GROUP_COLUMNS, False)
+        # One flag per input row, in order: counted (True) or skipped as a reject.
+        self.rendered: list[bool] = []
+        self.skipped: list[dict[str, Any]] = []
 
     def per_row_table(self) -> pa.Table:
         return pa.table(
@@ -293,12 +321,11 @@ def _count_table(
     started, n_total = time.perf_counter(), 0
     chunks = _read_chunks(inputs, batch_rows, limit)
 
-    def prepare() -> tuple[_Chunk, CountPlan] | None:
+    def prepare() -> tuple[_Chunk, CountPlan, list[bool]] | None:
         chunk = next(chunks, None)
         if chunk is None:
             return None
-        labels = [f"{chunk.path}: example_id {e}" for e in chunk.example_id]
-        return chunk, tok.plan(chunk.conversations, reasoning=reasoning, labels=labels)
+        return _plan_chunk(tok, chunk, reasoning, out.skipped)
 
     # Reading and rendering the next batch (Python) runs while the current one
     # is encoded (Rust, GIL released), so the cores do not wait for Python.
@@ -306,7 +333,8 @@ def _count_table(
         pending = pool.submit(prepare)
         while (ready := pending.result()) is not None:
             pending = pool.submit(prepare)
-            chunk, plan = ready
+            chunk, plan, rendered = ready
+            out.rendered += rendered
             n_tokens, n_reasoning = tok.count_plan(plan)
             out.example_id += chunk.example_id
             out.module_name += chunk.module_name
@@ -321,6 +349,49 @@ def _count_table(
             rate = n_total / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix_str(f"{rate / 1e6:.2f}M tok/s", refresh=False)
     return out
+
+
+def _plan_chunk(
+    tok: ChatTokenizer, chunk: _Chunk, reasoning: ReasoningMode, skipped: list[dict[str, Any]]
+) -> tuple[_Chunk, CountPlan, list[bool]]:
+    """The chunk's count plan; rows the template refuses are cut out of the chunk and
+    listed in `skipped` (the seed skipped them too), with which rows stayed."""
+    labels = [f"{chunk.path}: example_id {e}" for e in chunk.example_id]
+    try:
+        plan = tok.plan(chunk.conversations, reasoning=reasoning, labels=labels)
+        return chunk, plan, [True] * len(labels)
+    except InputError:
+        pass
+    # Rare: find the refused rows one by one, then plan the others together.
+    rendered = []
+    for i, (conversation, label) in enumerate(zip(chunk.conversations, labels, strict=True)):
+        try:
+            tok.plan([conversation], reasoning=reasoning, labels=[label])
+        except InputError as exc:
+            rendered.append(False)
+            skipped.append(
+                {
+                    "reason": UNRENDERABLE,
+                    "detail": str(exc),
+                    "example_id": chunk.example_id[i],
+                    "module_name": chunk.module_name[i],
+                }
+            )
+        else:
+            rendered.append(True)
+    _keep_rows(chunk, rendered)
+    labels = [label for label, ok in zip(labels, rendered, strict=True) if ok]
+    return chunk, tok.plan(chunk.conversations, reasoning=reasoning, labels=labels), rendered
+
+
+def _keep_rows(chunk: _Chunk, keep: list[bool]) -> None:
+    def kept(values: list[Any]) -> list[Any]:
+        return [v for v, ok in zip(values, keep, strict=True) if ok]
+
+    chunk.conversations = kept(chunk.conversations)
+    chunk.example_id = kept(chunk.example_id)
+    chunk.module_name = kept(chunk.module_name)
+    chunk.groups = {k: (kept(v) if v is not None else None) for k, v in chunk.groups.items()}
 
 
 class _Chunk:
@@ -461,6 +532,7 @@ def _report(
     which: str,
     reasoning: ReasoningMode,
     rows_path: Path,
+    percentiles: str = "interpolate",
 ) -> dict[str, Any]:
     """The whole table's summary at the top level, then per split and per difficulty."""
     lengths = np.asarray(rows.n_tokens, dtype=np.int64)
@@ -469,13 +541,14 @@ def _report(
         "table": which,
         "tokenizer": tok.source,
         "reasoning": reasoning,
-        **summarize(lengths, reasoning_lengths),
+        "rows_skipped": len(rows.skipped),
+        **summarize(lengths, reasoning_lengths, percentiles),
     }
     for key in GROUP_COLUMNS:
         if rows.has_group[key]:
             labels = np.asarray(["(none)" if g is None else str(g) for g in rows.groups[key]])
             report[f"by_{key}"] = {
-                g: summarize(lengths[labels == g], reasoning_lengths[labels == g])
+                g: summarize(lengths[labels == g], reasoning_lengths[labels == g], percentiles)
                 for g in sorted(set(labels.tolist()))
             }
     report["n_reasoning_tokens_means"] = (
@@ -506,8 +579,11 @@ def _drop_long_rows(
     limit_tokens: int,
     result: StepResult,
 ) -> dict[str, Any]:
-    """Write the input rows with n_tokens <= limit_tokens to `output`, the others to rejects."""
-    keep = np.asarray(rows.n_tokens, dtype=np.int64) <= limit_tokens
+    """Write the input rows with n_tokens <= limit_tokens to `output`, the others (and the
+    rows the template refused) to rejects."""
+    fits = np.asarray(rows.n_tokens, dtype=np.int64) <= limit_tokens
+    keep = np.zeros(len(rows.rendered), dtype=bool)
+    keep[np.flatnonzero(rows.rendered)] = fits
     n_rows = len(keep)
     if table_format(output) == "parquet" and all(table_format(p) == "parquet" for p in inputs):
         _stream_parquet(inputs, output, keep)
@@ -520,7 +596,7 @@ def _drop_long_rows(
         frames = [read_table(p) for p in inputs]
         table = pl.concat(frames, how="diagonal_relaxed").head(n_rows)
         write_table(table.filter(pl.Series(keep)), output)
-    rejects = [
+    rejects = rows.skipped + [
         {
             "reason": "over_seq_len",
             "seq_len": limit_tokens,
@@ -529,12 +605,12 @@ def _drop_long_rows(
             "n_tokens": rows.n_tokens[i],
             "n_reasoning_tokens": rows.n_reasoning[i],
         }
-        for i in np.flatnonzero(~keep)
+        for i in np.flatnonzero(~fits)
     ]
     result.output = output
     result.write_rejects(rejects)
     result.rows_out = int(keep.sum())
-    result.drop("over_seq_len", n_rows - result.rows_out)
+    result.drop("over_seq_len", int((~fits).sum()))
     return {
         "seq_len": limit_tokens,
         "output": str(output),

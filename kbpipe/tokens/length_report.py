@@ -18,6 +18,8 @@ from kbpipe.errors import ConfigError
 from kbpipe.io.tables import atomic_output
 
 PERCENTILES = (50, 75, 90, 95, 99, 99.5, 99.9, 100)
+# `--percentiles`: numpy's linear interpolation (default), or the seed's order statistics.
+PERCENTILE_METHODS = ("interpolate", "seed")
 # Bucket upper bounds (1k = 1024 tokens, as seq_len is set); rows above the last go to ">128k".
 BUCKETS = tuple(1024 * 2**i for i in range(8))
 OVER = (2048, 4096, 8192, 16384, 32768)
@@ -35,13 +37,22 @@ def recommend_seq_len(n_tokens: int) -> int:
     return max(BUCKETS[0], 1 << max(int(n_tokens) - 1, 0).bit_length())
 
 
-def summarize(lengths: Sequence[int], reasoning: Sequence[int] | None = None) -> dict[str, Any]:
+def summarize(
+    lengths: Sequence[int],
+    reasoning: Sequence[int] | None = None,
+    percentiles: str = "interpolate",
+) -> dict[str, Any]:
     """The seed's figures for one set of lengths, plus how much of them is reasoning.
 
-    Percentiles interpolate linearly (numpy's default, as the seed printed
-    them). Recommendations use the exact order statistic instead: the length
-    that at least that share of rows fits in, so "99 %" really covers 99 %.
+    Percentiles and the median interpolate linearly (numpy's default), or with
+    ``percentiles="seed"`` are the seed's order statistics exactly:
+    ``sorted[int(n * p) - 1]`` (Python indexing, so ``-1`` is the maximum when
+    ``n * p < 1``) and the median ``sorted[n // 2]``. Recommendations use the
+    exact order statistic either way: the length that at least that share of
+    rows fits in, so "99 %" really covers 99 %.
     """
+    if percentiles not in PERCENTILE_METHODS:
+        raise ConfigError(f"--percentiles must be one of {PERCENTILE_METHODS}, not {percentiles!r}")
     lengths = np.asarray(lengths, dtype=np.int64)
     n = int(lengths.size)
     out: dict[str, Any] = {"rows": n, "total_tokens": int(lengths.sum())}
@@ -53,8 +64,7 @@ def summarize(lengths: Sequence[int], reasoning: Sequence[int] | None = None) ->
         "min": int(ordered[0]),
         "max": int(ordered[-1]),
         "mean": round(float(lengths.mean()), 1),
-        "median": float(np.median(ordered)),
-        "percentiles": {_key(p): round(float(np.percentile(ordered, p)), 1) for p in PERCENTILES},
+        **_percentiles(ordered, percentiles),
         "rows_over": over,
         "pct_over": {k: _pct(v, n) for k, v in over.items()},
         "recommended_seq_len": {},
@@ -72,6 +82,22 @@ def summarize(lengths: Sequence[int], reasoning: Sequence[int] | None = None) ->
     if reasoning is not None:
         out["reasoning_tokens"] = _reasoning_share(lengths, np.asarray(reasoning, np.int64))
     return out
+
+
+def _percentiles(ordered: np.ndarray, method: str) -> dict[str, Any]:
+    n = len(ordered)
+    if method == "seed":
+        # p / 100 rounds to the same double as the seed's literal (99.5 / 100 == 0.995).
+        return {
+            "median": float(ordered[n // 2]),
+            "percentiles": {_key(p): float(ordered[int(n * (p / 100)) - 1]) for p in PERCENTILES},
+            "percentile_method": method,
+        }
+    return {
+        "median": float(np.median(ordered)),
+        "percentiles": {_key(p): round(float(np.percentile(ordered, p)), 1) for p in PERCENTILES},
+        "percentile_method": method,
+    }
 
 
 def _buckets(ordered: np.ndarray) -> list[dict[str, Any]]:
@@ -122,6 +148,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"Sequence lengths: {report['table']} ({report['rows']:,} rows), tokenizer "
         f"{report['tokenizer']}, reasoning {REASONING_WORD[mode]}",
     ]
+    if report.get("rows_skipped"):
+        lines.append(
+            f"  skipped {report['rows_skipped']:,} rows the chat template refused "
+            f"(listed in {report.get('rejects', 'the rejects')})"
+        )
     if not report["rows"]:
         return "\n".join([*lines, "  no rows"])
     lines += [
@@ -135,7 +166,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"  reasoning       {r['share_pct']:.1f}% of all tokens, mean {r['mean_per_row']:,.0f}"
             f" per row, median row {r['median_row_share_pct']}%, {r['rows_without']:,} rows without"
         )
-    lines += ["", "Percentiles"]
+    lines += ["", f"Percentiles ({_METHOD_WORDS[report.get('percentile_method', 'interpolate')]})"]
     lines += [f"  {k + '%':>6}  {v:>10,.0f}" for k, v in report["percentiles"].items()]
     lines += ["", "Distribution", *_histogram_lines(report["buckets"]), "", "Over common limits"]
     lines += [
@@ -153,6 +184,12 @@ def format_report(report: dict[str, Any]) -> str:
         if key in report:
             lines += ["", f"By {key.removeprefix('by_')}", *_group_lines(report[key])]
     return "\n".join(lines)
+
+
+_METHOD_WORDS = {
+    "interpolate": "linear interpolation",
+    "seed": "the seed's order statistics, sorted[int(n*p)-1]",
+}
 
 
 def _histogram_lines(buckets: list[dict[str, Any]], width: int = 40) -> list[str]:

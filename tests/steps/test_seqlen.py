@@ -137,15 +137,42 @@ def test_limit_counts_the_first_rows(
     assert result.rows_in == 3
 
 
-def test_a_row_the_template_refuses_names_its_example_id(
+def _refused_rows() -> list[dict[str, Any]]:
+    bad = row(41, 2)
+    bad["prompt"] = [{"role": "assistant", "content": "tile"}]  # the template raises
+    null = row(42, 2)
+    null["completion"][0]["content"] = None  # 'dict object' has no attribute 'content'
+    return [row(40, 1), bad, null, row(43, 3)]
+
+
+def test_rows_the_template_refuses_are_rejects_and_the_step_goes_on(
     tmp_path: Path, settings: Settings, tiny: ChatTokenizer
 ) -> None:
-    bad = row(41, 2)
-    bad["prompt"] = [{"role": "assistant", "content": "tile"}]
-    table = write([row(40, 1), bad], tmp_path / "t.parquet")
-    with pytest.raises(InputError, match=r"t\.parquet: example_id 41: chat template failed"):
-        seqlen([table], settings, tokenizer=tiny)
-    assert not settings.seqlen_json_path("filtered").exists()
+    table = write(_refused_rows(), tmp_path / "t.parquet")
+    result = seqlen([table], settings, tokenizer=tiny, batch_rows=3)
+    assert (result.rows_in, result.rows_out) == (4, 2)
+    assert result.dropped == {"template_error": 2}
+    assert [r["example_id"] for r in per_row(settings)] == [40, 43]
+    rejects = [json.loads(x) for x in result.rejects.read_text().splitlines()]
+    assert [(r["example_id"], r["reason"]) for r in rejects] == [
+        (41, "template_error"),
+        (42, "template_error"),
+    ]
+    assert "example_id 41: chat template failed" in rejects[0]["detail"]
+    report = json.loads(settings.seqlen_json_path("filtered").read_text())
+    assert (report["rows"], report["rows_skipped"]) == (2, 2)
+
+
+def test_drop_over_leaves_refused_rows_out_of_the_table(
+    tmp_path: Path, settings: Settings, tiny: ChatTokenizer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write(_refused_rows(), tmp_path / "t.parquet")
+    out = tmp_path / "short.parquet"
+    result = seqlen([table], settings, tokenizer=tiny, drop_over=BASE + 1, output=out)
+    assert pq.read_table(out)["example_id"].to_pylist() == [40]
+    assert result.dropped == {"template_error": 2, "over_seq_len": 1}
+    rejects = [json.loads(x) for x in result.rejects.read_text().splitlines()]
+    assert [r["example_id"] for r in rejects] == [41, 42, 43]
 
 
 def test_a_prompt_that_is_not_messages_is_an_error(
@@ -267,6 +294,33 @@ def test_recommendations_cover_and_are_the_smallest_power_of_two(lengths: list[i
     assert math.isclose(out["percentiles"]["50"], round(float(np.percentile(arr, 50)), 1))
 
 
+def _seed_percentiles(lengths: list[int]) -> tuple[float, dict[str, float]]:
+    """The seed's analyze_seq_length.py figures, as it computed them."""
+    sorted_lengths = sorted(lengths)
+    n = len(sorted_lengths)
+    fractions = {"50": 0.5, "75": 0.75, "90": 0.9, "95": 0.95, "99": 0.99}
+    fractions |= {"99.5": 0.995, "99.9": 0.999, "100": 1.0}
+    return sorted_lengths[n // 2], {k: sorted_lengths[int(n * p) - 1] for k, p in fractions.items()}
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=300_000), min_size=1, max_size=2000))
+def test_percentiles_seed_are_the_seeds_order_statistics(lengths: list[int]) -> None:
+    out = summarize(lengths, percentiles="seed")
+    median, percentiles = _seed_percentiles(lengths)
+    assert out["median"] == median and out["percentiles"] == percentiles
+    assert out["percentile_method"] == "seed"
+
+
+def test_percentiles_seed_differ_from_interpolation_where_the_seed_did() -> None:
+    lengths = [100, 200, 300, 400]
+    assert summarize(lengths)["median"] == 250.0
+    assert summarize(lengths, percentiles="seed")["median"] == 300  # sorted[n // 2]
+    assert summarize(lengths, percentiles="seed")["percentiles"]["50"] == 200  # sorted[1]
+    with pytest.raises(ConfigError, match="--percentiles"):
+        summarize(lengths, percentiles="nearest")
+
+
 # -- acting on it ----------------------------------------------------------------------------
 
 
@@ -379,6 +433,9 @@ def test_cli_prints_the_report_and_writes_json_rows_and_png(
         "   <=1k         3  100.00%  cum 100.00%  ########################################" in out
     )
     assert (cli_env / "lengths.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Percentiles (linear interpolation)" in out
+    assert main([*argv, "--percentiles", "seed"]) == 0
+    assert "Percentiles (the seed's order statistics" in capsys.readouterr().out
     assert json.loads((cli_env / "out/m/seqlen_filtered.json").read_text())["rows"] == 3
     assert pq.read_table(cli_env / "out/m/seqlen_filtered.parquet").num_rows == 3
 
