@@ -25,7 +25,8 @@ import pyarrow as pa
 from kbpipe.config import Settings
 from kbpipe.io.lineage import ResolvedInput, StepResult
 from kbpipe.verify.audit import audit_completion
-from kbpipe.verify.extract import ANSWER_FORMATS, AUTO
+from kbpipe.verify.cliargs import add_answer_format_argument
+from kbpipe.verify.extract import AUTO
 from kbpipe.verify.rowio import column, read_batches, write_annotated
 from kbpipe.verify.rules import FLAGS
 
@@ -48,12 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="move rows that fail the audit to the rejects file (default: annotate only)",
     )
-    parser.add_argument(
-        "--answer-format",
-        choices=[AUTO, *ANSWER_FORMATS],
-        default=AUTO,
-        help="where the solution is in the completion (default: auto, every format in turn)",
-    )
+    add_answer_format_argument(parser)
 
 
 def audit(

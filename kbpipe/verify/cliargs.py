@@ -51,12 +51,7 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"worker processes per GPU; more overlap compilation with runs ({d.workers_per_gpu})",
     )
     g.add_argument("--no-timing", action="store_true", help="check correctness only")
-    g.add_argument(
-        "--answer-format",
-        choices=[AUTO, *ANSWER_FORMATS],
-        default=AUTO,
-        help="where the solution is in the completion (default: auto, every format in turn)",
-    )
+    add_answer_format_argument(g)
     g.add_argument(
         "--drop-failed",
         action="store_true",
@@ -70,6 +65,16 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep program files and worker logs here (default: a temporary folder)",
     )
     g.add_argument("--runner", choices=sorted(RUNNERS), default="gpu", help=argparse.SUPPRESS)
+
+
+def add_answer_format_argument(parser: argparse.ArgumentParser | Any) -> None:
+    """`--answer-format`, as audit and verify take it (a parser or an argument group)."""
+    parser.add_argument(
+        "--answer-format",
+        choices=[AUTO, *ANSWER_FORMATS],
+        default=AUTO,
+        help="where the solution is in the completion (default: auto, every format in turn)",
+    )
 
 
 def options_from_args(args: argparse.Namespace, limit: int | None) -> VerifyOptions:
