@@ -4,9 +4,14 @@ The spec model sees the module name and the full PyTorch reference and writes a
 specification an engineer could implement without seeing the reference: what
 it computes, inputs/outputs, the `{module_name}New` interface, behaviour,
 Triton as the language, parameters only where the reference has them; no
-implementation hints and no reference code. The text inside `<specification>`
-becomes the prompt, followed by the answer-format instruction (which is not
-sent to the model, so changing it keeps the journal).
+implementation hints and no reference code. As the seed required, the
+specification stands on its own: it never mentions the reference
+implementation or the test cases, and the sizes in `get_inputs` are not part
+of the contract (shapes are described by named dimensions of any size).
+
+The text inside `<specification>` becomes the prompt, followed by the
+answer-format instruction (which is not sent to the model, so changing it
+keeps the journal).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 from kbpipe.rater.offline import rules as offline
 from kbpipe.rater.tasks import Task
 
-TEMPLATE_VERSION = "spec-v1"
+TEMPLATE_VERSION = "spec-v2"
 
 DEFAULT_ANSWER_FORMAT = (
     "Write the complete implementation as one self-contained Python file (imports, Triton "
@@ -28,7 +33,7 @@ DEFAULT_ANSWER_FORMAT = (
 SYSTEM = (
     "You write precise task specifications for GPU programming exercises. A reader must be "
     "able to implement the task from your specification alone, without seeing any reference "
-    "code, and be tested against the reference."
+    "code, and be tested on inputs of sizes they do not know in advance."
 )
 
 
@@ -46,12 +51,13 @@ def user_prompt(module_name: str, python_code: str) -> str:
             "The specification is all the implementer will see. It must cover:",
             "1. What the module computes, precisely enough to reproduce it numerically: the math, "
             "the order of operations, constants such as eps, reductions and broadcasting.",
-            "2. Inputs and outputs: shapes (in terms of named dimensions, with the example sizes "
-            "from get_inputs as an illustration), dtypes, and what each tensor means.",
+            "2. Inputs and outputs: shapes in terms of named dimensions that may take any size, "
+            "dtypes, and what each tensor means. Do not give the sizes used in get_inputs or "
+            "get_init_inputs: they are one test case, not the contract.",
             f"3. The interface: a class named `{module_name}New` deriving from torch.nn.Module, "
             "its `__init__` parameters (names, meaning, defaults) and its `forward` signature and "
             "return value.",
-            "4. Behavioural requirements: edge cases, numerical agreement with the reference, "
+            "4. Behavioural requirements: edge cases, numerical accuracy (float32 tolerance), "
             "no in-place modification of inputs, training versus evaluation behaviour if any.",
             "5. That the computation must be written with Triton kernels (`@triton.jit`), not by "
             "calling the equivalent PyTorch operations.",
@@ -62,6 +68,10 @@ def user_prompt(module_name: str, python_code: str) -> str:
             "Do not give Triton implementation details (no block sizes, tiling, grid layout or "
             "memory-access strategy) and do not include code from the reference or code of your "
             "own. Write prose and lists.",
+            "",
+            "The specification must stand on its own: never mention a reference implementation, "
+            "the PyTorch code above, an original module, or test cases and their values; describe "
+            "the computation itself.",
             "",
             "Put the whole specification between <specification> and </specification>.",
         ]

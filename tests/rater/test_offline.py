@@ -126,11 +126,30 @@ def test_spec_comes_from_signature_and_example_inputs() -> None:
     assert "`class MNew(torch.nn.Module)`" in spec
     assert "`__init__(self, d=4)`" in spec
     assert "`forward(self, x, y)`" in spec
-    assert "`x`: float32 tensor of shape [2, 3, 4]" in spec
-    assert "`y`: int32 tensor of shape [2, 3]" in spec
+    assert "`x`: a 3-dimensional float32 tensor; its sizes are not fixed" in spec
+    assert "`y`: a 2-dimensional int32 tensor; its sizes are not fixed" in spec
     assert "`self.fc`: the weights of an `nn.Linear`" in spec
     assert "Triton" in spec
     assert "return F.relu" not in spec  # no reference code
+
+
+@pytest.mark.parametrize(
+    ("forward", "init"),
+    [
+        ("return F.relu(self.fc(x)) * y", "self.fc = nn.Linear(d, d)"),
+        ("return x + y", "pass"),
+        ("return torch.softmax(x, dim=-1)", "pass"),
+    ],
+)
+def test_spec_follows_the_seeds_rules(forward: str, init: str) -> None:
+    # No word of a reference implementation or the test cases, and none of get_inputs'
+    # sizes (module() builds x as [2, 3, 4], y as [2, 3], d=4) as the contract.
+    spec = specs.parse(
+        offline.spec_answer({"module_name": "M", "python_code": module(forward, init)})
+    )
+    lowered = (spec or "").lower()
+    for banned in ("reference", "example input", "get_inputs", "test case", "[2, 3"):
+        assert banned not in lowered
 
 
 def test_spec_says_when_there_are_no_parameters() -> None:

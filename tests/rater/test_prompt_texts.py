@@ -44,10 +44,14 @@ def test_judge_answer_parsing() -> None:
 
 
 def test_solution_is_the_answer_block_of_the_final_message() -> None:
-    content = "Here it is.\n<answer>\nimport triton\n</answer>\nDone."
-    assert judge.solution_from_completion(content) == "import triton"
-    assert judge.solution_from_completion("just code") == "just code"
-    assert judge.solution_from_completion(None) == ""
+    from kbpipe.steps.filter.rating import judged_solution
+
+    def final(content: str | None) -> str:
+        return judged_solution([{"role": "assistant", "content": content}], "auto")[0]
+
+    assert final("Here it is.\n<answer>\nimport triton\n</answer>\nDone.") == "import triton"
+    assert final("just code") == "just code"
+    assert final(None) == ""
 
 
 def test_spec_prompt_names_the_new_class_and_forbids_leaks() -> None:
@@ -57,6 +61,10 @@ def test_spec_prompt_names_the_new_class_and_forbids_leaks() -> None:
     assert BIG_CODE.rstrip() in text
     assert "Triton" in text and "learnable parameters only if" in text.lower()
     assert "do not include code from the reference" in text.lower()
+    # The seed's rules: the spec stands alone, and get_inputs' sizes are not the contract.
+    assert "never mention a reference implementation" in text
+    assert "Do not give the sizes used in get_inputs" in text
+    assert "example sizes from get_inputs as an illustration" not in text
     assert "<specification>" in text
 
 

@@ -23,6 +23,7 @@ instances built in `__init__`, custom blocks in the same file included):
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -109,13 +110,18 @@ def _n_weighted(f: Features) -> int:
 
 
 def spec_answer(payload: dict[str, Any]) -> str:
-    """A template task specification from the module's signature and example inputs."""
+    """A template task specification from the module's operations, signature and input kinds.
+
+    It follows the seed's rules for specs: it stands on its own (no mention of
+    a reference implementation or of test cases), and inputs are described by
+    dtype and number of dimensions, never by the sizes `get_inputs` happens to use.
+    """
     name = payload["module_name"] or "Module"
     f = analyze(payload["python_code"] or "", name)
     level, _ = rate(f)
     parts = [
-        f"Implement `{name}New`, a `torch.nn.Module` that computes exactly what the reference "
-        f"PyTorch module `{name}` computes, with the computation written as Triton kernels.",
+        f"Implement `{name}New`, a `torch.nn.Module` whose forward pass performs the "
+        "computation described below, written as Triton kernels.",
         "",
         "## What it computes",
         *_computation(f),
@@ -132,11 +138,11 @@ def spec_answer(payload: dict[str, Any]) -> str:
         "## Requirements",
         "- Use Triton as the language: the arithmetic runs in `@triton.jit` kernels; host code "
         "only allocates outputs, reshapes views and launches kernels.",
-        "- Results must match the reference to float32 tolerance for the example inputs and "
-        "for other inputs of the same rank.",
-        "- Do not modify the inputs in place; return new tensors with the reference's dtype and "
-        "on the input's device.",
-        "- Keep the reference's behaviour for every constructor argument, including defaults.",
+        "- Results must be correct to float32 tolerance for any input sizes the computation "
+        "allows (with the numbers of dimensions above), not only for particular shapes.",
+        "- Do not modify the inputs in place; return new tensors on the input's device, with "
+        "the dtype the computation produces.",
+        "- Honour every constructor argument, including the defaults given above.",
     ]
     return "<specification>\n" + "\n".join(parts) + "\n</specification>"
 
@@ -172,11 +178,9 @@ def _interface(f: Features, name: str) -> list[str]:
     forward = ", ".join(["self", *f.forward_params])
     lines = [
         f"- `class {name}New(torch.nn.Module)`",
-        f"- `__init__({init})`: the same parameters and defaults as the reference.",
-        f"- `forward({forward})`: returns what the reference's `forward` returns.",
+        f"- `__init__({init})`: these parameters, with these defaults.",
+        f"- `forward({forward})`: returns the result of the computation above.",
     ]
-    if f.example_init:
-        lines.append(f"- Example construction arguments (positional, keyword): {f.example_init}.")
     return lines
 
 
@@ -185,28 +189,39 @@ def _inputs(f: Features, level: str) -> list[str]:
     names = f.forward_params or [f"input {i}" for i in range(len(f.example_inputs))]
     for i, desc in enumerate(f.example_inputs):
         label = names[i] if i < len(names) else f"input {i}"
-        lines.append(f"- `{label}`: {desc} in the example inputs.")
+        lines.append(f"- `{label}`: {_input_kind(desc)}.")
     if not lines:
-        lines.append("- The forward arguments above; no example inputs were given.")
+        lines.append("- The forward arguments above.")
     only_elementwise = level == "low" and len(f.example_inputs) >= 1
     if only_elementwise:
         lines.append("- Output: a tensor of the same shape and dtype as the (broadcast) input.")
     else:
         lines.append(
-            "- Output: the tensor(s) the reference returns; their shapes follow from the "
-            "computation above applied to these inputs."
+            "- Output: the tensor(s) the computation above produces; their shapes follow from "
+            "it and from the inputs' shapes."
         )
     return lines
 
 
+_SHAPED = re.compile(r"^(?P<dtype>\S+) tensor of shape \[(?P<dims>.*)\]$")
+
+
+def _input_kind(desc: str) -> str:
+    """An example input's dtype and number of dimensions, without its sizes (one test's)."""
+    shaped = _SHAPED.match(desc)
+    if shaped is None:
+        return "a tensor or value, as the computation above uses it"
+    dims = [d for d in shaped["dims"].split(",") if d.strip()]
+    rank = f"{len(dims)}-dimensional" if dims else "0-dimensional (scalar)"
+    return f"a {rank} {shaped['dtype']} tensor; its sizes are not fixed"
+
+
 def _parameters(f: Features) -> list[str]:
-    lines = [
-        f"- `{p}`: an `nn.Parameter`, same name and shape as the reference." for p in f.parameters
-    ]
+    lines = [f"- `{p}`: an `nn.Parameter` with this name." for p in f.parameters]
     lines += [
-        f"- `{layer.attr}`: the weights of an `nn.{layer.type_name}`, same names and shapes "
-        "so the reference's state_dict loads."
+        f"- `{layer.attr}`: the weights of an `nn.{layer.type_name}`, under this attribute "
+        "name, so a state_dict with these names loads."
         for layer in f.layers
         if layer.type_name in WEIGHTED
     ]
-    return lines or ["- None: the reference has no learnable parameters, so neither may this."]
+    return lines or ["- None: the module has no learnable parameters; do not add any."]
