@@ -16,8 +16,10 @@ environment without per-command glue.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
+import signal
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +27,8 @@ from typing import Any
 
 from kbpipe import __version__
 from kbpipe.config import Settings, load_settings, table_spec
-from kbpipe.errors import KbpipeError
+from kbpipe.errors import KbpipeError, is_interrupt, mapped, redact, user_error
+from kbpipe.io.lineage import output_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +142,20 @@ def step_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not publish the result to the Hugging Face Hub",
     )
+    g.add_argument(
+        "--max-reject-rate",
+        type=_fraction,
+        default=DEFAULT_MAX_REJECT_RATE,
+        metavar="R",
+        help="fail (exit 1, after writing the table and its rejects) when more than R of "
+        "the rows that pass the step's thresholds and dedupe are lost to rejects (API "
+        "failures, bad rows, unparseable answers); 0.1 or 10%% (default: %(default)s)",
+    )
+    g.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="write an empty table instead of failing when no row is left",
+    )
     h = p.add_argument_group("publishing")
     h.add_argument(
         "--split",
@@ -156,6 +173,18 @@ def step_parser() -> argparse.ArgumentParser:
         help="stage the exact Hub folder and commit operations in DIR; send nothing",
     )
     return p
+
+
+# A step that loses more of its rows than this to rejects (API failures, bad
+# rows, unparseable answers) has most likely met a broken setup, not bad luck.
+DEFAULT_MAX_REJECT_RATE = 0.1
+
+
+def _fraction(text: str) -> float:
+    value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1 (or 0% and 100%)")
+    return value
 
 
 def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, ModuleType | None]:
@@ -199,31 +228,76 @@ def _publishes(args: argparse.Namespace) -> bool:
 
 
 def run_step(module: ModuleType, args: argparse.Namespace, settings: Settings) -> int:
-    """Resolve the input, run the step, print its summary, publish its table."""
+    """Resolve the input, run the step, print its summary, publish its table.
+
+    The step's outputs are one unit (kbpipe.io.lineage.output_run): the output
+    is checked writable and locked before the input is resolved or anything
+    paid for, and nothing is published when the step fails or its table is
+    empty. A reject rate over --max-reject-rate fails after publishing, so
+    the table and the rejects (and every paid answer) are kept for a look.
+    """
     from kbpipe.hub.pull import resolve_input
 
     if hasattr(module, "check_args"):  # before the input, which may come from the Hub
         module.check_args(args, settings)
     reads = _table(module.READS, args)
     writes = _table(module.WRITES, args)  # (table, variant) or None
-    resolved = None
-    if reads is not None:
-        resolved = resolve_input(
-            args.input,
-            default_local=settings.table_path(reads),
-            default_repo=settings.repo_id(reads),
-            settings=settings,
-        )
     output = args.output or (settings.table_path(*writes) if writes else None)
-    result = module.execute(args, resolved, output, settings)
-    if result is None:  # a dry run printed its plan
-        return 0
+    with output_run(output):
+        resolved = None
+        if reads is not None:
+            resolved = resolve_input(
+                args.input,
+                default_local=settings.table_path(reads),
+                default_repo=settings.repo_id(reads),
+                settings=settings,
+            )
+        with mapped(reading=_reading(args, resolved), writing=str(output) if output else None):
+            result = module.execute(args, resolved, output, settings)
+        if result is None:  # a dry run printed its plan
+            return 0
+        _refuse_empty(result, args)
     for line in getattr(module, "report_lines", lambda r: [])(result):
         print(line)
     print("\n".join(result.summary_lines()))
+    _check_reject_rate(result, args)
     if writes is not None and _publishes(args):
         _publish(args, settings, result, *writes)
     return 0
+
+
+def _reading(args: argparse.Namespace, resolved: Any) -> str | None:
+    """What an error of a library names as the input being read."""
+    given = getattr(args, "input_path", None) or args.input
+    return str(given) if given else getattr(resolved, "source", None)
+
+
+def _drops(result: Any) -> str:
+    return ", ".join(f"{reason} {n:,}" for reason, n in sorted(result.dropped.items()))
+
+
+def _refuse_empty(result: Any, args: argparse.Namespace) -> None:
+    """An empty table fails the step (nothing is published), unless --allow-empty."""
+    if result.output is None or result.rows_out or args.allow_empty:
+        return
+    raise KbpipeError(
+        f"{result.step}: no rows left of {result.rows_in:,} ({_drops(result) or 'none dropped'})"
+        f"; nothing was written and {result.output} is as it was. Pass --allow-empty to "
+        "write an empty table"
+    )
+
+
+def _check_reject_rate(result: Any, args: argparse.Namespace) -> None:
+    if result.loss_rate <= args.max_reject_rate:
+        return
+    meant = result.rows_out + result.n_lost
+    raise KbpipeError(
+        f"{result.step}: lost {result.n_lost:,} of {meant:,} rows ({result.loss_rate:.0%}) "
+        f"to rejects, more than --max-reject-rate {args.max_reject_rate:.0%} "
+        f"({_drops(result)}). The table and {result.rejects} are written and nothing "
+        "paid is lost; see the rejects for the cause, fix it and rerun, or pass a higher "
+        "--max-reject-rate to accept them. Not published"
+    )
 
 
 def _publish(
@@ -247,23 +321,56 @@ def _publish(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure a user can act on is one line on stderr.
+
+    Exit status: 0 done, 1 error, 130 Ctrl-C, 143 SIGTERM (both clean up first).
+    """
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser, module = build_parser(command)
     args = parser.parse_args(argv)
     prog = f"kbpipe {args.command}"
+    terminated = _terminate_cleanly()
     try:
         settings = settings_from_args(args)
         if not COMMANDS[args.command].step:
-            return int(module.run(args, settings) or 0)
+            with mapped(reading=_given_input(args)):
+                return int(module.run(args, settings) or 0)
         sends_nothing = args.hub_dry_run is not None or getattr(args, "dry_run", False) is True
         if args.upload and not sends_nothing and _table(module.WRITES, args) is not None:
             # Fail before any work rather than after an hour of paid LLM calls.
             settings.require_hf_token()
         return run_step(module, args, settings)
-    except KbpipeError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            raise
+        if is_interrupt(exc):
+            what = "terminated" if terminated else "interrupted"
+            print(f"{prog}: {what}; nothing more was written", file=sys.stderr)
+            return 143 if terminated else 130
+        error = user_error(exc)
+        if error is None:
+            raise  # a bug in kbpipe: its traceback is what a report needs
+        print(f"{prog}: error: {redact(' '.join(str(error).split()))}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+
+
+def _given_input(args: argparse.Namespace) -> str | None:
+    given = getattr(args, "input", None)
+    return str(given) if given else None
+
+
+def _terminate_cleanly() -> list[int]:
+    """Make SIGTERM unwind like Ctrl-C, so scratch folders and locks are cleaned up.
+
+    Returns a list that holds the signal once one came (for the exit status).
+    """
+    caught: list[int] = []
+
+    def on_term(signum: int, _frame: object) -> None:
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread (tests calling main)
+        signal.signal(signal.SIGTERM, on_term)
+    return caught

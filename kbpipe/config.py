@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kbpipe.errors import ConfigError
+from kbpipe.errors import ConfigError, register_secret
 
 # Every Hub repo and output folder is derived from DATA_MODEL, so it must be a
 # plain name: a slash would silently create nested folders and break repo ids.
@@ -118,6 +118,9 @@ class Settings:
                 raise ConfigError(f"{_ENV_NAME[name]} must be at least 1")
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base URL {self.base_url!r} must start with http:// or https://")
+        # Whatever prints or writes text redacts these from now on (kbpipe.errors.redact).
+        register_secret(self.api_key)
+        register_secret(self.hf_token)
 
     # -- derived names -------------------------------------------------------
 
@@ -259,7 +262,10 @@ def parse_dotenv(path: Path) -> dict[str, str]:
             line = line[len("export ") :].lstrip()
         key, sep, value = line.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE, got {line!r}")
+            # Never the line itself: `PRIME_API_KEY sk-...` is a key with its `=` missing.
+            raise ConfigError(
+                f"{path}:{lineno}: expected KEY=VALUE (the line is not shown: it may hold a secret)"
+            )
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]

@@ -4,12 +4,21 @@ A step is a function `(inputs, settings, ...) -> StepResult`. It fills in what
 it read, what it wrote and why rows were dropped; `StepResult.finish` checks
 that every row is accounted for and writes `<output>.stats.json`, which the
 dataset cards and `kbpipe query` build on.
+
+`output_run(output)` makes a step's outputs one unit: it takes the output's
+lock (a second writer is refused), and every file the step writes into the
+output's folder (table, rejects, stats, plots) waits in the run's scratch
+folder until the block ends without error, then all are published together,
+stats last (`kbpipe.io.scratch`). An error or a kill publishes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +26,8 @@ from typing import Any
 
 from kbpipe import __version__
 from kbpipe.config import Settings
-from kbpipe.io.tables import file_sha256, sidecar, write_json, write_rejects
+from kbpipe.io.scratch import OutputLock, RunFolder, activated
+from kbpipe.io.tables import check_writable, file_sha256, sidecar, write_json, write_rejects
 
 _hashing: ThreadPoolExecutor | None = None
 
@@ -54,6 +64,20 @@ def settled(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+# Drops that are what a step is for: a threshold, --limit, dedupe, a length cap,
+# decontamination. Any other drop (an API failure, an unparseable answer, a bad
+# row) is a loss, which `kbpipe` fails on past --max-reject-rate.
+INTENDED_DROPS = frozenset(
+    {
+        "reward_at_or_below_threshold",
+        "beyond_limit",
+        "duplicate_module",
+        "over_seq_len",
+        "kernelbench_match",
+    }
+)
+
+
 @dataclass
 class StepResult:
     step: str
@@ -85,6 +109,17 @@ class StepResult:
     @property
     def n_dropped(self) -> int:
         return sum(self.dropped.values())
+
+    @property
+    def n_lost(self) -> int:
+        """Rows dropped for a reason other than what the step is for (see INTENDED_DROPS)."""
+        return sum(n for reason, n in self.dropped.items() if reason not in INTENDED_DROPS)
+
+    @property
+    def loss_rate(self) -> float:
+        """Lost rows over the rows the step meant to keep (kept + lost)."""
+        meant = self.rows_out + self.n_lost
+        return self.n_lost / meant if meant else 0.0
 
     def check_accounting(self) -> None:
         if self.rows_in != self.rows_out + self.n_dropped:
@@ -130,6 +165,50 @@ class StepResult:
         if self.wall_s is not None:
             lines.append(f"  took {self.wall_s:.2f}s")
         return lines
+
+
+@contextlib.contextmanager
+def output_run(output: Path | None) -> Iterator[RunFolder | None]:
+    """Publish what the block writes beside `output` together, stats last, if it succeeds.
+
+    Checked first, before any input is read or request paid: `output` is not a
+    folder, its folder is writable, and no other run is writing it.
+    """
+    if output is None:
+        yield None
+        return
+    output = Path(output)
+    check_writable(output)
+    with OutputLock(output), RunFolder(output.parent, output=output) as run:
+        with activated(run):
+            yield run
+        with _signals_held():
+            run.publish()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Defer Ctrl-C and SIGTERM for the milliseconds of a publish, so it is not cut short."""
+    caught: list[int] = []
+    try:
+        previous = {s: signal.signal(s, lambda n, _f: caught.append(n)) for s in _HELD}
+    except ValueError:  # not the main thread, where handlers cannot be set
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for sig in caught[:1]:
+        handler = previous[sig]
+        if callable(handler):
+            handler(sig, None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(sig)
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass

@@ -8,9 +8,9 @@ through `quote_literal` instead: the script `kbpipe query --init-script`
 writes for the interactive `duckdb` CLI, and the output path of
 `sql_output`'s COPY, which runs through the relation API.
 
-Connections get a memory limit and a spill folder beside the output, so a
-multi-GB table is joined out of core instead of in RAM. Results are written to
-files by `kbpipe.io.sql_output`.
+Connections get a memory limit and a spill folder in the run's scratch folder
+beside the output, so a multi-GB table is joined out of core instead of in RAM.
+Results are written to files by `kbpipe.io.sql_output`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,26 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from kbpipe.errors import ConfigError, InputError
+from kbpipe.errors import ConfigError, InputError, OutputError, describe, is_write_failure
 from kbpipe.io.lineage import ResolvedInput
-from kbpipe.io.tables import ROW_GROUP_ROWS, _first_line, table_format
+from kbpipe.io.scratch import active_output
+from kbpipe.io.tables import (
+    MAX_NESTING,
+    ROW_GROUP_ROWS,
+    _first_line,
+    first_bad_jsonl_line,
+    scratch_dir,
+    table_format,
+)
 
 # The repo's sql/ (editable install) wins over the copy the wheel ships.
 _SQL_DIRS = (
@@ -132,22 +139,17 @@ def connect(
 
 @contextlib.contextmanager
 def session(near: Path, **options: Any) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection whose spill folder sits beside `near` and is removed afterwards.
+    """A connection whose spill folder sits in the scratch folder beside `near`.
 
     Beside the output rather than in /tmp: spills are as large as the data and
     the output's disk is the one known to have room for it.
     """
-    folder = Path(near).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    spill = Path(tempfile.mkdtemp(prefix=".duckdb-spill-", dir=folder))
-    try:
+    with scratch_dir(near, "duckdb-spill-") as spill:
         con = connect(spill, **options)
         try:
             yield con
         finally:
             con.close()
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)
 
 
 def define(con: duckdb.DuckDBPyConnection, *names: str) -> None:
@@ -171,12 +173,26 @@ def fetch_one(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> dict[
 
 
 @contextlib.contextmanager
-def reading(label: str) -> Iterator[None]:
-    """Turn DuckDB's complaints about a malformed input into an InputError naming it."""
+def reading(source: str | InputTable, paths: Sequence[Path] = ()) -> Iterator[None]:
+    """Turn DuckDB's complaints about a malformed input into an InputError naming it.
+
+    Given the InputTable (or the JSONL `paths`), a bad line is found and named
+    by its own line number and example_id: DuckDB names the line where it
+    noticed, often the next one. A full disk or an interrupt is not the
+    input's fault and says so.
+    """
+    label = source if isinstance(source, str) else source.label
+    paths = paths if isinstance(source, str) else source.paths
     try:
         yield
     except _INPUT_ERRORS as exc:
-        raise InputError(f"{label}: {_first_line(exc)}") from exc
+        if is_write_failure(exc):
+            where = active_output() or "the output"
+            raise OutputError(f"{where}: cannot write: {describe(exc)}") from exc
+        if isinstance(exc, duckdb.InterruptException):
+            raise KeyboardInterrupt from exc
+        found = first_bad_jsonl_line(paths)
+        raise InputError(found or f"{label}: {_first_line(exc)}") from exc
 
 
 @dataclass
@@ -229,14 +245,23 @@ class InputTable:
     def require_number(self, column: str) -> None:
         kind = self._type(column)
         if kind.id not in _NUMERIC_TYPES:
-            raise InputError(f"{self.label}: column {column!r} has type {kind}; expected a number")
+            found = self.first_bad_jsonl_line(lambda row: _not_a_number(row, column))
+            raise InputError(
+                found or f"{self.label}: column {column!r} has type {kind}; expected a number"
+            )
 
-    def require_struct_field(self, column: str, field: str) -> None:
+    def require_struct_field(self, column: str, field: str, *, string: bool = False) -> None:
+        """`column` is a struct with `field`; with `string`, one holding text."""
         kind = self._type(column)
-        if kind.id != "struct" or field not in dict(kind.children):
+        children = dict(kind.children) if kind.id == "struct" else {}
+        if field not in children:
             raise InputError(
                 f"{self.label}: column {column!r} has type {kind}; expected a struct "
                 f"with a {field!r} field"
+            )
+        if string and children[field].id != "varchar":
+            raise InputError(
+                f"{self.label}: {column}.{field} has type {children[field]}; expected a string"
             )
 
     def require_messages(self, column: str) -> None:
@@ -249,6 +274,11 @@ class InputTable:
                 f"{self.label}: column {column!r} has type {kind}; expected a list of "
                 "messages (structs with 'role' and 'content')"
             )
+
+    def first_bad_jsonl_line(
+        self, problem: Callable[[Any], str | None] | None = None
+    ) -> str | None:
+        return first_bad_jsonl_line(self.paths, problem)
 
 
 def open_input(
@@ -281,7 +311,7 @@ def open_input(
         elif p.stat().st_size == 0:
             raise InputError(f"{p}: empty file (no rows)")
     label = paths_label(paths)
-    with reading(label):
+    with reading(label, paths):
         names = [str(p) for p in paths]
         if fmt == "jsonl":
             rel = run(con, "input_rows_from_jsonl", paths=names)
@@ -395,11 +425,24 @@ def _numbered_batches(
 
 
 def _check_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Fail with the path when a file is not Parquet; reads only the footer."""
+    """Fail with the path when a file is not Parquet, or nests too deep for DuckDB's
+    reader (which fails fatally on it); reads only the footer."""
     try:
-        run(con, "parquet_footer", paths=[str(path)]).fetchall()
+        [(column, depth)] = run(con, "parquet_nesting", paths=[str(path)]).fetchall()
     except _INPUT_ERRORS as exc:
         raise InputError(f"{path}: not a Parquet file ({_first_line(exc)})") from exc
+    if depth is not None and depth > MAX_NESTING:
+        raise InputError(
+            f"{path}: column {column!r} nests {depth} levels deep; kbpipe reads at most "
+            f"{MAX_NESTING} (rows nested that deep are rejected by kbpipe convert)"
+        )
+
+
+def _not_a_number(row: Any, column: str) -> str | None:
+    value = row.get(column) if isinstance(row, dict) else None
+    if value is None or type(value) in (int, float):
+        return None
+    return f"{column} is {json.dumps(value)[:40]}, not a number"
 
 
 def paths_label(paths: Sequence[Path]) -> str:

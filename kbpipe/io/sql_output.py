@@ -12,7 +12,6 @@ paths, to keep a step's start-up short.
 from __future__ import annotations
 
 import queue
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -21,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from kbpipe.io import sql
-from kbpipe.io.tables import ROW_GROUP_ROWS, BatchWriter, atomic_output, table_format
+from kbpipe.io.tables import (
+    ROW_GROUP_ROWS,
+    BatchWriter,
+    atomic_output,
+    scratch_dir,
+    table_format,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -100,10 +105,10 @@ def write_ordered(
     IN_MEMORY_SORT_BYTES in all, DuckDB sorts them itself. Beyond that its sort
     runs out of memory instead of spilling on rows holding ~60 KB strings, so
     the rows are dealt into buckets of consecutive output rows, each about
-    SORT_BUCKET_BYTES, kept as uncompressed Arrow files beside `dest`; each
-    bucket is then memory-mapped and read out in order, ROW_GROUP_ROWS rows at
-    a time. One pass over the relation, one over the buckets, and memory stays
-    bounded.
+    SORT_BUCKET_BYTES, kept as uncompressed Arrow files in the run's scratch
+    folder beside `dest`; each bucket is then memory-mapped and read out in
+    order, ROW_GROUP_ROWS rows at a time. One pass over the relation, one over
+    the buckets, and memory stays bounded.
     """
     if n_rows * row_bytes <= IN_MEMORY_SORT_BYTES:
         return write_relation(rel.order("output_row").project("* exclude (output_row)"), dest)
@@ -115,10 +120,7 @@ def write_ordered(
     reader = bucketed.to_arrow_reader(ROW_GROUP_ROWS)
     helper_columns = ["output_row", "output_bucket"]
     schema = pa.schema([f for f in reader.schema if f.name not in helper_columns])
-    with (
-        tempfile.TemporaryDirectory(prefix=".kbpipe-sort-", dir=Path(dest).parent) as folder,
-        atomic_output(dest) as tmp,
-    ):
+    with scratch_dir(dest, "sort-") as folder, atomic_output(dest) as tmp:
         buckets = _deal_into_buckets(reader, Path(folder))
 
         def in_order() -> Iterator[pa.RecordBatch]:

@@ -1,8 +1,11 @@
 """Reading and writing tables: Parquet and JSONL, atomic writes, schema checks.
 
-Every output goes through `atomic_output`: data is written to a temp file in
-the destination folder and renamed over the target only when complete, so a
-crash leaves the previous output or none, never a half file.
+Every output goes through `atomic_output`: data is written to a temp file in a
+run's scratch folder beside the destination (`kbpipe.io.scratch`) and renamed
+over the target only when complete, so a crash leaves the previous output or
+none, never a half file, and its temp files are swept by the next run. Inside
+a step's `output_run` the finished file waits instead, to be published with
+the step's other outputs.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+import re
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kbpipe.errors import InputError
+from kbpipe.errors import InputError, OutputError, first_line, mapped, redact
+from kbpipe.io.scratch import RunFolder, covering
 
 # polars and pyarrow are imported where they are used: the DuckDB steps touch
 # neither on their main path, and importing both is a large share of a small step's start-up.
@@ -28,6 +33,27 @@ if TYPE_CHECKING:
 # rows is ~30 MB per group: small enough that readers stay bounded in memory,
 # large enough that compression and scans stay efficient.
 ROW_GROUP_ROWS = 512
+
+# How deep a row may nest (objects and lists within each other, the row itself
+# counting one). Real rollouts nest under ten; past a few hundred, json and
+# DuckDB's Parquet reader fail outright. Checked on input before anything recurses.
+MAX_NESTING = 64
+
+
+def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
+    """How deep `value` nests, counted without recursion; stops counting past `limit`."""
+    deepest = 0
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if depth > limit:
+            return depth
+        todo.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
 
@@ -41,21 +67,73 @@ def table_format(path: Path) -> str:
 
 @contextlib.contextmanager
 def atomic_output(dest: Path) -> Iterator[Path]:
-    """Yield a temp path beside `dest`; rename it over `dest` only if the block succeeds."""
+    """Yield a temp path in a scratch folder beside `dest`; put it at `dest` only if the
+    block succeeds (at once, or at the publish of the step's output_run covering it)."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    check_writable(dest)
+    run = covering(dest)
+    if run is not None:
+        tmp = _shared_temp(run, dest)
+        try:
+            yield tmp
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        run.stage(tmp, dest)
+        return
+    with RunFolder(dest.parent) as own:
+        tmp = _shared_temp(own, dest)
+        yield tmp
+        os.replace(tmp, dest)
+
+
+def _shared_temp(run: RunFolder, dest: Path) -> Path:
+    tmp = run.temp(dest.name)
     # mkstemp makes the file owner-only; outputs are shared data, so honour the umask.
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
+    return tmp
+
+
+@contextlib.contextmanager
+def scratch_dir(near: Path, prefix: str) -> Iterator[Path]:
+    """A fresh folder for a run's bulky scratch data (sort buckets, DuckDB spill, Hub
+    staging), in the scratch folder beside `near`; removed with it."""
+    run = covering(Path(near))
+    if run is not None:
+        folder = run.subdir(prefix)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    with RunFolder(Path(near).parent) as own:
+        yield own.subdir(prefix)
+
+
+def discard(dest: Path) -> None:
+    """Remove a stale side file now, or at the publish of the output_run covering it."""
+    run = covering(Path(dest))
+    if run is not None:
+        run.discard(Path(dest))
+    else:
+        Path(dest).unlink(missing_ok=True)
+
+
+def check_writable(dest: Path) -> None:
+    """Fail before any work (or paid request) when `dest` cannot be written."""
+    dest = Path(dest)
+    if dest.is_dir():
+        raise OutputError(f"{dest}: is a folder; name a file ending in .parquet or .jsonl")
     try:
-        yield tmp
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{dest.parent}: cannot create the output folder ({exc.strerror})"
+        ) from None
+    if not os.access(dest.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{dest.parent}: the output folder is not writable")
 
 
 def write_table(table: pa.Table | pl.DataFrame, dest: Path) -> Path:
@@ -181,6 +259,65 @@ def require_columns(schema: Any, columns: Iterable[str], path: Path | str) -> No
         )
 
 
+def first_bad_jsonl_line(
+    paths: Sequence[Path], problem: Callable[[Any], str | None] | None = None
+) -> str | None:
+    """Where a JSONL input first goes wrong (not JSON, too deep, or `problem(row)`):
+    `path line N (example_id X): what`. None for Parquet or when no line is bad.
+
+    Read line by line in Python, so it is for error messages only.
+    """
+    if not paths or table_format(Path(paths[0])) != "jsonl":
+        return None
+    for path in paths:
+        found = _first_bad_line(Path(path), problem)
+        if found is not None:
+            return found
+    return None
+
+
+def _first_bad_line(path: Path, problem: Callable[[Any], str | None] | None) -> str | None:
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if raw.isspace():
+                continue
+            try:
+                row = json.loads(raw)
+            except RecursionError:
+                row, what = None, f"nests deeper than {MAX_NESTING} levels"
+            except ValueError as exc:
+                row, what = None, f"not valid JSON ({exc})"
+            else:
+                deep = nesting_depth(row) > MAX_NESTING
+                what = f"nests deeper than {MAX_NESTING} levels" if deep else None
+                what = what or (problem(row) if problem else None)
+            if what is not None:
+                example_id = row.get("example_id") if isinstance(row, dict) else None
+                if row is None and (seen := _EXAMPLE_ID.search(raw[:4096])):
+                    example_id = int(seen.group(1))
+                who = "" if example_id is None else f" (example_id {example_id})"
+                return f"{path} line {lineno}{who}: {what}"
+    return None
+
+
+# The example_id of a line that is not JSON (cut short by a crash), if it shows.
+_EXAMPLE_ID = re.compile(rb'"example_id"\s*:\s*(-?\d+)')
+
+
+@contextlib.contextmanager
+def reading_table(path: Path) -> Iterator[None]:
+    """Raise library errors of the block as one InputError naming `path` (and for a
+    JSONL file, the first bad line), or an OutputError for a full disk."""
+    try:
+        with mapped(reading=str(path)):
+            yield
+    except InputError:
+        found = first_bad_jsonl_line([path]) if table_format(Path(path)) == "jsonl" else None
+        if found is None:
+            raise
+        raise InputError(found) from None
+
+
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -201,25 +338,25 @@ def sidecar(output: Path, kind: str) -> Path:
 
 def write_json(data: Any, dest: Path) -> Path:
     with atomic_output(dest) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+        tmp.write_text(redact(text) + "\n", encoding="utf-8")
     return dest
 
 
 def write_rejects(rows: Iterable[dict[str, Any]], dest: Path) -> int:
     """Write rejected rows (each with a `reason`) as JSONL; remove a stale file when none.
 
-    Rows are streamed, so an iterator over a large result never sits in memory whole.
+    Rows are streamed, so an iterator over a large result never sits in memory
+    whole. Each line is redacted: a reason can quote a server that echoed the key.
     """
     n_rows = 0
     with atomic_output(dest) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            fh.write(redact(json.dumps(row, ensure_ascii=False, default=str)) + "\n")
             n_rows += 1
     if not n_rows:
-        Path(dest).unlink()  # no rejects: no file, not even a stale one
+        discard(dest)  # no rejects: no file, not even a stale one
     return n_rows
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+_first_line = first_line  # the name kbpipe.io and kbpipe.commands import

@@ -6,12 +6,19 @@ one aiohttp session whose connector allows exactly `concurrency` connections.
 Each answer is appended to the journal and flushed in the same event-loop tick;
 answers without the task's tag are re-asked under a new key (the re-ask number
 is part of it) up to `max_reasks` times, so re-asks are journaled as well.
+
+The run stops as a whole (`StopRun`) rather than row by row when every
+request would fail alike: a refused key, a first request that cannot reach
+the endpoint, a circuit breaker over the last attempts (kbpipe.rater.breaker),
+or a journal that can no longer keep the answers. Workers are cancelled at
+once, so nothing more is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import sys
 import time
 from collections import Counter
@@ -22,8 +29,16 @@ from typing import Any
 import aiohttp
 from tqdm import tqdm
 
+from kbpipe.rater.breaker import Breaker, preflight_policy, unreachable
 from kbpipe.rater.client import ChatClient, Endpoint, Retries, Sampling, Timeouts
-from kbpipe.rater.errors import FatalApiError, RaterError
+from kbpipe.rater.errors import (
+    CircuitOpen,
+    EndpointUnreachable,
+    JournalWriteFailed,
+    RaterError,
+    StopRun,
+    TransientError,
+)
 from kbpipe.rater.journal import Answer, Journal, request_key
 
 Messages = list[dict[str, str]]
@@ -44,6 +59,8 @@ class Outcome:
     detail: str | None = None
     cached: bool = False
     asks: int = 0
+    # The last error, traceback dropped: the pre-flight asks whether it means a wrong URL.
+    error: RaterError | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -58,6 +75,7 @@ class EngineConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retries: Retries = field(default_factory=Retries)
     max_reasks: int = 2
+    breaker: Breaker = field(default_factory=Breaker)
 
 
 @dataclass
@@ -75,6 +93,7 @@ class RunReport:
     usage: Counter[str] = field(default_factory=Counter)
     cached_usage: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
+    journal_skipped: int = 0  # unreadable journal lines, whose requests were asked again
 
     @property
     def rate(self) -> float:
@@ -92,6 +111,7 @@ class RunReport:
             "reasks": self.reasks,
             "tokens": dict(self.usage),
             "tokens_cached": dict(self.cached_usage),
+            "journal_skipped_lines": self.journal_skipped,
             "elapsed_s": round(self.elapsed_s, 3),
             "answers_per_s": round(self.rate, 1),
         }
@@ -122,6 +142,9 @@ class BatchRunner:
         self._flush_scheduled = False
         self._done = 0
         self._failed = 0
+        self._workers: list[asyncio.Task[None]] = []
+        self._stop: StopRun | None = None
+        self._breaker = Breaker(config.breaker.window, config.breaker.max_failure_rate)
         # Hashing a prompt costs as much as sending it; each key is computed once.
         self._keys: dict[tuple[int, int], str] = {}
 
@@ -174,7 +197,7 @@ class BatchRunner:
         )
 
     def run(self, jobs: Sequence[Job]) -> list[Outcome]:
-        """Every job's outcome, in job order. Raises FatalApiError on 401/402/403."""
+        """Every job's outcome, in job order. Raises StopRun when the whole run must stop."""
         start = time.perf_counter()
         settled, pending = self.plan(jobs)
         self.report.rows = len(jobs)
@@ -199,9 +222,25 @@ class BatchRunner:
     async def _run_all(self, pending: list[Job], total: int, cached: int) -> list[Outcome]:
         cfg = self.config
         results: list[Outcome] = []
-        jobs = iter(pending)
+        bar = self._bar(total, cached)
         connector = aiohttp.TCPConnector(limit=cfg.concurrency, ttl_dns_cache=300)
-        bar = tqdm(
+        async with aiohttp.ClientSession(
+            connector=connector, headers=cfg.endpoint.headers(), timeout=cfg.timeouts.aiohttp()
+        ) as session:
+            ticker = asyncio.create_task(self._tick(bar, cached))
+            try:
+                jobs = await self._preflight(session, iter(pending), results)
+                client = self._client(session, cfg.retries, cfg.timeouts)
+                await self._pool(jobs, len(pending) - len(results), client, results)
+            finally:
+                ticker.cancel()
+                self.journal.flush()
+                self._draw(bar, cached, refresh=False)
+                bar.close()
+        return results
+
+    def _bar(self, total: int, cached: int) -> tqdm:
+        return tqdm(
             total=total,
             initial=cached,
             desc=self.desc,
@@ -213,36 +252,73 @@ class BatchRunner:
             # tqdm's own rate would count journal hits; the postfix shows answers/s instead.
             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
         )
-        async with aiohttp.ClientSession(
-            connector=connector, headers=cfg.endpoint.headers(), timeout=cfg.timeouts.aiohttp()
-        ) as session:
-            client = ChatClient(
-                session,
-                cfg.endpoint,
-                cfg.sampling,
-                cfg.timeouts,
-                cfg.retries,
-                on_send=self._count_send,
-                on_retry=self._count_retry,
+
+    def _client(
+        self, session: aiohttp.ClientSession, retries: Retries, timeouts: Timeouts
+    ) -> ChatClient:
+        cfg = self.config
+        return ChatClient(
+            session,
+            cfg.endpoint,
+            cfg.sampling,
+            timeouts,
+            retries,
+            on_send=self._count_send,
+            on_retry=self._count_retry,
+            on_attempt=self._count_attempt,
+        )
+
+    async def _preflight(
+        self, session: aiohttp.ClientSession, jobs: Iterator[Job], results: list[Outcome]
+    ) -> Iterator[Job]:
+        """Send the first job alone: a wrong URL fails it as it would fail every job."""
+        first = next(jobs, None)
+        if first is None:
+            return jobs
+        retries, timeouts = preflight_policy(self.config.retries, self.config.timeouts)
+        outcome = await self._resolve(first, self._client(session, retries, timeouts))
+        if outcome.error is not None and unreachable(outcome.error):
+            raise EndpointUnreachable(
+                f"cannot reach the API at {self.config.endpoint.base_url} ({outcome.detail}); "
+                "check --base-url or KBPIPE_BASE_URL; no other request was sent"
             )
-            ticker = asyncio.create_task(self._tick(bar, cached))
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for _ in range(min(cfg.concurrency, len(pending))):
-                        group.create_task(self._worker(jobs, client, results))
-            except BaseExceptionGroup as grouped:
-                # One refused key means every request would be refused: stop now.
-                # (Not `except*`: Python < 3.11.4 wraps anything raised inside it in a group.)
-                fatal = grouped.subgroup(FatalApiError)
-                if fatal is None:
-                    raise
-                raise _first_leaf(fatal) from None
-            finally:
-                ticker.cancel()
-                self.journal.flush()
-                self._draw(bar, cached, refresh=False)
-                bar.close()
-        return results
+        if self._stop is not None:
+            raise self._stop
+        if (
+            isinstance(outcome.error, TransientError)
+            and retries.max_attempts < self.config.retries.max_attempts
+        ):  # a passing fault, tried fewer times than the run allows: the pool tries again
+            return itertools.chain([first], jobs)
+        self._record(outcome, results)
+        return jobs
+
+    async def _pool(
+        self, jobs: Iterator[Job], n_jobs: int, client: ChatClient, results: list[Outcome]
+    ) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._workers = [
+                    group.create_task(self._worker(jobs, client, results))
+                    for _ in range(min(self.config.concurrency, n_jobs))
+                ]
+        except BaseExceptionGroup as grouped:
+            # One refused key means every request would be refused: stop now.
+            # (Not `except*`: Python < 3.11.4 wraps anything raised inside it in a group.)
+            stop = grouped.subgroup(StopRun)
+            if stop is None:
+                raise
+            raise _first_leaf(stop) from None
+        finally:
+            self._workers = []
+        if self._stop is not None:
+            raise self._stop
+
+    def _halt(self, error: StopRun) -> None:
+        """Stop every worker now: their requests would fail alike, or their answers be lost."""
+        if self._stop is None:
+            self._stop = error
+        for task in self._workers:
+            task.cancel()
 
     def _count_send(self) -> None:
         self.report.http_requests += 1
@@ -250,15 +326,26 @@ class BatchRunner:
     def _count_retry(self, reason: str) -> None:
         self.report.retries[reason] += 1
 
+    def _count_attempt(self, error: RaterError | None) -> None:
+        if self._breaker.record(error) and self._stop is None:
+            self._halt(
+                CircuitOpen(
+                    f"the API at {self.config.endpoint.base_url} is failing: "
+                    f"{self._breaker.summary()}; stopped rather than retry every row"
+                )
+            )
+
     async def _worker(
         self, jobs: Iterator[Job], client: ChatClient, results: list[Outcome]
     ) -> None:
         # Jobs come from one shared iterator: next() never awaits, so no two workers get one.
         for job in jobs:
-            outcome = await self._resolve(job, client)
-            results.append(outcome)
-            self._done += 1
-            self._failed += not outcome.ok
+            self._record(await self._resolve(job, client), results)
+
+    def _record(self, outcome: Outcome, results: list[Outcome]) -> None:
+        results.append(outcome)
+        self._done += 1
+        self._failed += not outcome.ok
 
     async def _resolve(self, job: Job, client: ChatClient) -> Outcome:
         text = None
@@ -271,8 +358,15 @@ class BatchRunner:
                 try:
                     answer = await client.complete(job.messages)
                 except RaterError as exc:
+                    exc.__traceback__ = None  # kept on the outcome; its frames need not be
                     return Outcome(
-                        job.ref, None, text, reason=exc.reason, detail=exc.message, asks=ask + 1
+                        job.ref,
+                        None,
+                        text,
+                        reason=exc.reason,
+                        detail=exc.message,
+                        asks=ask + 1,
+                        error=exc,
                     )
                 self.report.answers += 1
                 self.report.usage.update(answer.usage)
@@ -299,7 +393,10 @@ class BatchRunner:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        self.journal.flush()
+        try:
+            self.journal.flush()
+        except JournalWriteFailed as exc:
+            self._halt(exc)
 
     async def _tick(self, bar: tqdm, cached: int) -> None:
         while True:

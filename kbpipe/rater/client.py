@@ -18,11 +18,14 @@ from collections.abc import Callable
 import aiohttp
 from yarl import URL
 
+from kbpipe.errors import redact
 from kbpipe.rater.errors import (
     BadResponse,
+    ConnectFailed,
     ConnectionLost,
     FatalApiError,
     PermanentError,
+    RaterError,
     RequestTimeout,
     RetryableStatus,
     TransientError,
@@ -67,6 +70,7 @@ class ChatClient:
         retries: Retries,
         on_send: Callable[[], None] | None = None,
         on_retry: Callable[[str], None] | None = None,
+        on_attempt: Callable[[RaterError | None], None] | None = None,
     ) -> None:
         self._session = session
         self._endpoint = endpoint
@@ -78,6 +82,8 @@ class ChatClient:
         self._retries = retries
         self._on_send = on_send or (lambda: None)
         self._on_retry = on_retry or (lambda reason: None)
+        # Told how every attempt ended (None: answered), for the engine's circuit breaker.
+        self._on_attempt = on_attempt or (lambda error: None)
 
     async def complete(self, messages: list[dict[str, str]]) -> Answer:
         body = json.dumps(
@@ -88,12 +94,19 @@ class ChatClient:
         while True:
             attempt += 1
             try:
-                return await self._post(body)
+                answer = await self._post(body)
             except TransientError as exc:
+                self._on_attempt(exc)
                 if attempt >= self._retries.max_attempts:
                     raise
                 self._on_retry(exc.reason)
                 await asyncio.sleep(self._retries.delay(attempt, exc.retry_after))
+            except PermanentError as exc:
+                self._on_attempt(exc)
+                raise
+            else:
+                self._on_attempt(None)
+                return answer
 
     async def _post(self, body: bytes) -> Answer:
         self._on_send()
@@ -102,6 +115,8 @@ class ChatClient:
                 status = resp.status
                 raw = await resp.read()
                 retry_after = None if status == 200 else resp.headers.get("Retry-After")
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise ConnectFailed(f"cannot connect: {type(exc).__name__}: {exc}") from None
         except TimeoutError:
             raise RequestTimeout(f"no complete answer within {self._timeout_s:g}s") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
@@ -128,7 +143,7 @@ def _parse_completion(raw: bytes) -> Answer:
         choice = data["choices"][0]
         text = choice["message"].get("content") or ""
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        raise BadResponse(f"not a chat completion: {raw[:200]!r}") from None
+        raise BadResponse(redact(f"not a chat completion: {raw[:200]!r}")) from None
     usage = data.get("usage") or {}
     return Answer(
         str(text),
@@ -141,13 +156,14 @@ def _parse_completion(raw: bytes) -> Answer:
 
 
 def _error_message(raw: bytes) -> str:
-    """The server's own words, short: OpenAI-style `{"error": {"message"}}` or the body."""
+    """The server's own words, short and redacted (some servers echo the key they refuse):
+    OpenAI-style `{"error": {"message"}}` or the body."""
     try:
         data = json.loads(raw)
         err = data.get("error", data) if isinstance(data, dict) else data
         msg = err.get("message") if isinstance(err, dict) else err
         if msg:
-            return str(msg)[:300]
+            return redact(str(msg)[:2000])[:300]
     except ValueError:
         pass
-    return raw[:300].decode("utf-8", "replace").strip()
+    return redact(raw[:2000].decode("utf-8", "replace").strip())[:300]

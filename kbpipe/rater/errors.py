@@ -4,12 +4,16 @@
     ├── TransientError        retried with backoff; the row fails only when retries run out
     │   ├── RetryableStatus   408, 409, 429, 5xx (carries Retry-After when the server sent one)
     │   ├── RequestTimeout    no complete answer within --timeout
-    │   ├── ConnectionLost    refused, reset or dropped mid-answer
+    │   ├── ConnectionLost    reset or dropped mid-answer
+    │   │   └── ConnectFailed refused, no route, DNS failure, connect timeout
     │   └── BadResponse       200 whose body is not a chat completion (truncated JSON, no choices)
     └── PermanentError        never retried: 400, 404, 422 and any other 4xx; the row fails
 
-    FatalApiError (a KbpipeError) 401, 402, 403: the key or the account is wrong, so every
-                                  row would fail the same way; the run stops at once
+    StopRun (a KbpipeError)       the whole run stops at once, every row would fail alike:
+    ├── FatalApiError             401, 402, 403: the key or the account is wrong
+    ├── EndpointUnreachable       the first request cannot connect or gets 404: a wrong URL
+    ├── CircuitOpen               most of the last requests failed: the endpoint went down
+    └── JournalWriteFailed        an answer cannot be kept on disk, so none more is bought
 
 Only `TransientError` subclasses are retried: an error is retried because it is
 named here as transient, never because it is an exception.
@@ -53,6 +57,12 @@ class ConnectionLost(TransientError):
     reason = "connection_lost"
 
 
+class ConnectFailed(ConnectionLost):
+    """No connection at all: if every request gets this, the base URL is wrong."""
+
+    reason = "connect_failed"
+
+
 class BadResponse(TransientError):
     reason = "bad_response"
 
@@ -66,9 +76,25 @@ class PermanentError(RaterError):
         self.reason = f"http_{status}"
 
 
-class FatalApiError(KbpipeError):
+class StopRun(KbpipeError):
+    """Stop the whole run: every other request would fail the same way, or be lost."""
+
+
+class FatalApiError(StopRun):
     """The API refuses the credentials or the account (401/402/403): stop the whole run."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class EndpointUnreachable(StopRun):
+    """The first request could not connect, or the URL does not exist (404)."""
+
+
+class CircuitOpen(StopRun):
+    """Too many of the last requests failed: the endpoint is down or refusing this work."""
+
+
+class JournalWriteFailed(StopRun):
+    """An answer could not be written to the journal (a full disk, say)."""

@@ -12,11 +12,19 @@ the output, so changing them keeps the cache.
 Lines are written in append mode and handed to the OS within the event-loop
 tick that received the answer, so killing the process loses nothing already
 received; they are fsynced on close (a power cut may lose the last moments).
-A SIGKILL mid-write can leave a torn last line: it is cut off on open.
+A SIGKILL mid-write can leave a torn last line: it is cut off on open. A write
+that fails (a full disk) is cut back to the last whole line and raises
+JournalWriteFailed, which stops the run: an answer that cannot be kept must
+not be bought again and again.
+
+Reading is byte-exact (CRLF line ends count as the bytes they are) and never
+fatal: a line that is not UTF-8 JSON with a string key and text and a usage of
+integers is skipped and counted, and its request is simply asked again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -24,9 +32,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from kbpipe.errors import ConfigError
+from kbpipe.errors import ConfigError, describe
+from kbpipe.rater.errors import JournalWriteFailed
 
 
 def request_key(
@@ -78,10 +87,12 @@ class Journal:
         self.path = Path(path)
         self._answers: dict[str, Answer] = {}
         self._pending: list[str] = []
-        self._fh: IO[str] | None = None
+        self._fd = -1
+        self._end = 0  # bytes of whole lines in the file
         self.loaded = 0
         self.appended = 0
-        self.torn_lines = 0
+        self.torn_lines = 0  # a fragment at the end, cut off
+        self.skipped_lines = 0  # whole lines that are not a readable entry, left in place
 
     def __enter__(self) -> Journal:
         self.open()
@@ -93,46 +104,43 @@ class Journal:
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Held open for the journal's whole life, closed in close().
-        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             # Two runs appending to one journal would interleave lines and both pay.
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.close()
+            os.close(fd)
             raise ConfigError(
                 f"{self.path}: another kbpipe run is using this journal; wait for it or stop it"
             ) from None
-        self._fh = fh
+        self._fd = fd
         self._load()
 
     def _load(self) -> None:
-        assert self._fh is not None
-        self._fh.seek(0)
-        good_end = 0
         offset = 0
-        needs_newline = False
-        for line in self._fh:
-            offset += len(line.encode("utf-8"))
-            try:
-                entry = json.loads(line)
-                answer = Answer(entry["text"], entry.get("usage") or {})
-                key = entry["key"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                self.torn_lines += 1
-                continue
-            self._answers[key] = answer
-            good_end = offset
+        with open(os.dup(self._fd), "rb") as fh:  # binary: offsets are bytes, CRLF or not
+            fh.seek(0)
+            for line in fh:
+                start, offset = offset, offset + len(line)
+                entry = _entry(line)
+                if entry is not None:
+                    self._answers[entry[0]] = entry[1]
+                elif line.endswith(b"\n"):
+                    self.skipped_lines += 1
+                else:
+                    # A fragment from a killed writer; appending after it would glue
+                    # the next answer onto it, so cut it off.
+                    self.torn_lines += 1
+                    os.ftruncate(self._fd, start)
+                    offset = start
+        self._end = offset
+        if offset and not self._ends_with_newline():
             # Only the last line can lack its newline: a complete object cut just before it.
-            needs_newline = not line.endswith("\n")
+            self._write(b"\n")
         self.loaded = len(self._answers)
-        if good_end < offset:
-            # The tail is a fragment from a killed writer; appending after it would
-            # glue the next answer onto it, so cut it off.
-            self._fh.truncate(good_end)
-        self._fh.seek(0, os.SEEK_END)
-        if needs_newline and good_end == offset:
-            self._fh.write("\n")
-            self._fh.flush()
+
+    def _ends_with_newline(self) -> bool:
+        return os.pread(self._fd, 1, self._end - 1) == b"\n"
 
     def get(self, key: str) -> Answer | None:
         return self._answers.get(key)
@@ -154,15 +162,53 @@ class Journal:
         self.appended += 1
 
     def flush(self) -> None:
-        if self._pending and self._fh is not None:
-            self._fh.write("".join(self._pending))
+        """Write the pending lines; raise JournalWriteFailed if the file cannot take them."""
+        if self._pending and self._fd >= 0:
+            # A lone surrogate from a server's JSON cannot be UTF-8; written as a JSON
+            # escape it reads back as the same string.
+            data = "".join(self._pending).encode("utf-8", "backslashreplace")
             self._pending.clear()
-            self._fh.flush()
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            # Leave no torn line behind: cut the file back to its last whole line.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._end)
+            raise JournalWriteFailed(
+                f"cannot write to the request journal {self.path}: {describe(exc)}; stopped "
+                "before buying answers that could not be kept; free space (or move the "
+                "run folder) and rerun: it sends only the requests not yet answered"
+            ) from None
+        self._end += len(data)
 
     def close(self) -> None:
-        if self._fh is None:
+        if self._fd < 0:
             return
-        self.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._fh = None
+        try:
+            self.flush()
+        finally:
+            with contextlib.suppress(OSError):  # the lines are written; only durability is lost
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _entry(line: bytes) -> tuple[str, Answer] | None:
+    """(key, answer) of a journal line, or None when it is not a well-formed entry."""
+    try:
+        entry = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    if not isinstance(entry, dict):
+        return None
+    key, text, usage = entry.get("key"), entry.get("text"), entry.get("usage") or {}
+    if not isinstance(key, str) or not isinstance(text, str) or not isinstance(usage, dict):
+        return None
+    if not all(isinstance(k, str) and type(v) is int for k, v in usage.items()):
+        return None
+    return key, Answer(text, usage)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbpipe.config import Settings, difficulty_order
 from kbpipe.errors import ConfigError
-from kbpipe.rater.errors import FatalApiError
+from kbpipe.rater.errors import JournalWriteFailed, StopRun
 from kbpipe.rater.journal import Journal
 from kbpipe.rater.policy import Endpoint, Retries, Sampling, Timeouts
 
@@ -152,7 +152,8 @@ def task_params(task: Task, settings: Settings, options: RaterOptions) -> dict[s
 def run_task(
     task: Task, payloads: Sequence[dict[str, Any]], settings: Settings, options: RaterOptions
 ) -> TaskRun:
-    """One outcome per payload, in order. Raises FatalApiError on a refused key or account."""
+    """One outcome per payload, in order. Raises StopRun (a KbpipeError) when every
+    request would fail alike or its answer could not be kept (kbpipe.rater.errors)."""
     params = task_params(task, settings, options)
     if options.backend == "offline":
         return _run_offline(task, payloads, params)
@@ -160,11 +161,16 @@ def run_task(
     jobs = _jobs(task, payloads)
     path = journal_path(settings, task)
     with Journal(path) as journal:
+        _warn_skipped(journal)
         runner = _runner(task, settings, options, journal)
+        runner.report.journal_skipped = journal.skipped_lines
         try:
             outcomes = runner.run(jobs)
-        except FatalApiError as exc:
-            raise FatalApiError(exc.status, f"{exc}; {_kept(journal, path)}") from None
+        except JournalWriteFailed:
+            raise
+        except StopRun as exc:
+            exc.args = (f"{exc}; {_kept(journal, path)}",)
+            raise
         except KeyboardInterrupt:
             print(f"\n{task.name}: interrupted; {_kept(journal, path)}", file=sys.stderr)
             raise
@@ -197,6 +203,15 @@ def require_api_key(settings: Settings) -> None:
         raise ConfigError(
             "the api rater needs a key: set KBPIPE_API_KEY or PRIME_API_KEY (in .env or the "
             "environment), or use --rater offline"
+        )
+
+
+def _warn_skipped(journal: Journal) -> None:
+    if journal.skipped_lines:
+        print(
+            f"warning: {journal.path}: skipped {journal.skipped_lines:,} unreadable line(s) "
+            "(not UTF-8 JSON, or fields of the wrong type); their requests are asked again",
+            file=sys.stderr,
         )
 
 

@@ -23,6 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbpipe.verify import rules
+from kbpipe.verify.astnames import (
+    aliases_of,
+    assignments,
+    is_self,
+    mentions,
+    name_of,
+    resolve,
+    statements,
+)
 from kbpipe.verify.extract import Solution, extract_solution
 
 Node = tuple[str, str]  # (class name or "", function name)
@@ -63,7 +72,7 @@ def audit_code(code: str | None, module_name: str) -> AuditResult:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError):
         return make_result(["syntax_error"])
-    program = _Program(tree, module_name)
+    program = _Program(tree, module_name, mentions_reference=mentions(code, module_name))
     return program.audit()
 
 
@@ -91,11 +100,14 @@ class _Facts:
 
 
 class _Program:
-    def __init__(self, tree: ast.Module, module_name: str) -> None:
+    def __init__(self, tree: ast.Module, module_name: str, mentions_reference: bool) -> None:
         self.tree = tree
         self.module_name = module_name
         self.new_name = f"{module_name}New"
-        self.aliases = _aliases(tree)
+        self.mentions_reference = mentions_reference
+        # Imports are statements: walking only those, not every expression of the
+        # kernels, is most of what keeps the audit fast.
+        self.aliases = aliases_of(tree, list(statements(tree.body)))
         self.functions = {n.name: n for n in tree.body if isinstance(n, _FUNCTION_DEFS)}
         self.classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
         self.kernels = self._find_kernels()
@@ -139,7 +151,7 @@ class _Program:
     def _find_kernels(self) -> set[str]:
         kernels = {n for n, f in self.functions.items() if any(map(self._is_jit, f.decorator_list))}
         for node in self.tree.body:  # `kernel = triton.jit(fn)`
-            for target, value in _assignments(node):
+            for target, value in assignments(node):
                 if (
                     isinstance(target, ast.Name)
                     and isinstance(value, ast.Call)
@@ -150,15 +162,15 @@ class _Program:
 
     def _uses_reference(self) -> bool:
         name = self.module_name
-        if self._library_name(name):
+        if not self.mentions_reference or self._library_name(name):
             return False
         new = self.classes.get(self.new_name)
-        if new is not None and any(_name_of(b) == name for b in new.bases):
+        if new is not None and any(name_of(b) == name for b in new.bases):
             return True
         for node in ast.walk(self.tree):
             if isinstance(node, ast.ImportFrom) and any(a.name == name for a in node.names):
                 return True
-            if isinstance(node, ast.Call) and _name_of(node.func) == name:
+            if isinstance(node, ast.Call) and name_of(node.func) == name:
                 return True
         return False
 
@@ -185,10 +197,9 @@ class _Program:
     def _facts_of(self, node: Node) -> _Facts:
         if node not in self._facts:
             fn = self._definition(node)
-            body = fn.body if fn is not None else []
-            facts = self._scan(body, node[0])
-            tries = [t for s in body for t in ast.walk(s) if isinstance(t, ast.Try)]
-            facts.tries = [(node[0], t) for t in tries]
+            walked = [n for s in fn.body for n in ast.walk(s)] if fn is not None else []
+            facts = self._scan_nodes(walked, node[0])
+            facts.tries = [(node[0], t) for t in walked if isinstance(t, ast.Try)]
             self._facts[node] = facts
         return self._facts[node]
 
@@ -213,7 +224,7 @@ class _Program:
             if self._definition((name, method)) is not None:
                 found.append((name, method))
                 break
-            todo.extend(b for b in map(_name_of, self.classes[name].bases) if b)
+            todo.extend(b for b in map(name_of, self.classes[name].bases) if b)
         return found
 
     def _class_nodes(self, cls_name: str) -> list[Node]:
@@ -224,20 +235,23 @@ class _Program:
             nodes += [(name, i.name) for i in body if isinstance(i, _FUNCTION_DEFS)]
         return nodes
 
-    def _scan(self, nodes: Sequence[ast.AST], owner: str) -> _Facts:
+    def _scan(self, stmts: Sequence[ast.AST], owner: str) -> _Facts:
+        return self._scan_nodes([n for s in stmts for n in ast.walk(s)], owner)
+
+    def _scan_nodes(self, nodes: Sequence[ast.AST], owner: str) -> _Facts:
+        """What these (already walked) nodes launch, compute and call."""
         facts = _Facts()
-        for stmt in nodes:
-            for node in ast.walk(stmt):
-                if isinstance(node, ast.Call):
-                    self._scan_call(node, owner, facts)
-                elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
-                    facts.ops.add("@")
-                elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                    facts.edges |= self._name_edges(node.id)
-                    if node.id in self.kernels:
-                        facts.kernel_refs.add(node.id)
-                elif isinstance(node, ast.Attribute) and _is_self(node.value) and owner:
-                    facts.edges |= set(self._method_nodes(owner, node.attr))
+        for node in nodes:
+            if isinstance(node, ast.Call):
+                self._scan_call(node, owner, facts)
+            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+                facts.ops.add("@")
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                facts.edges |= self._name_edges(node.id)
+                if node.id in self.kernels:
+                    facts.kernel_refs.add(node.id)
+            elif isinstance(node, ast.Attribute) and is_self(node.value) and owner:
+                facts.edges |= set(self._method_nodes(owner, node.attr))
         return facts
 
     def _name_edges(self, name: str) -> set[Node]:
@@ -259,7 +273,7 @@ class _Program:
             func = func.value  # self.layers[i](x) calls what self.layers holds
         if isinstance(func, ast.Attribute) and func.attr == "forward":
             func = func.value  # self.conv.forward(x) is self.conv(x)
-        if isinstance(func, ast.Attribute) and _is_self(func.value) and owner:
+        if isinstance(func, ast.Attribute) and is_self(func.value) and owner:
             facts.edges |= self._submodule_edges(owner, func.attr)
             if self._submodule_is_compute(owner, func.attr):
                 facts.ops.add(ast.unparse(call.func))
@@ -274,7 +288,7 @@ class _Program:
         is_launch = isinstance(func, ast.Subscript) or (
             isinstance(func, ast.Attribute) and func.attr in rules.LAUNCH_METHODS
         )
-        name = _name_of(func.value) if is_launch else None
+        name = name_of(func.value) if is_launch else None
         return name if name in self.kernels else None
 
     # ------------------------------------------------------- classification
@@ -282,7 +296,7 @@ class _Program:
     def _call_is_compute(self, func: ast.expr) -> bool:
         path = self._resolve(func)
         if path is not None:
-            return _path_is_compute(path)
+            return rules.is_compute_path(path)
         # a method on a local value: the receiver is unknown, so only tensor-compute names count
         return isinstance(func, ast.Attribute) and func.attr in rules.TENSOR_METHOD_COMPUTE
 
@@ -296,7 +310,7 @@ class _Program:
         if cls in rules.NN_CONTAINERS:
             inner = [n for a in value.args for n in ast.walk(a) if isinstance(n, ast.Call)]
             return any(self._constructor_is_compute(n) for n in inner)
-        return cls[:1].isupper() and cls not in rules.NN_ALLOWED
+        return rules.is_compute_layer(cls)
 
     def _submodule_is_compute(self, owner: str, attr: str) -> bool:
         value = self._submodules_of(owner).get(attr)
@@ -305,8 +319,8 @@ class _Program:
     def _submodule_edges(self, owner: str, attr: str) -> set[Node]:
         edges = set(self._method_nodes(owner, attr))
         value = self._submodules_of(owner).get(attr)
-        if isinstance(value, ast.Call) and _name_of(value.func) in self.classes:
-            edges |= set(self._class_nodes(_name_of(value.func)))
+        if isinstance(value, ast.Call) and name_of(value.func) in self.classes:
+            edges |= set(self._class_nodes(name_of(value.func)))
         return edges
 
     def _submodules_of(self, owner: str) -> dict[str, ast.expr]:
@@ -315,8 +329,8 @@ class _Program:
             found: dict[str, ast.expr] = {}
             for cls_name in [owner, *self._bases(owner)]:
                 for node in ast.walk(self.classes[cls_name]):
-                    for target, value in _assignments(node):
-                        if isinstance(target, ast.Attribute) and _is_self(target.value):
+                    for target, value in assignments(node):
+                        if isinstance(target, ast.Attribute) and is_self(target.value):
                             found.setdefault(target.attr, value)
             self._submodules[owner] = found
         return self._submodules[owner]
@@ -327,7 +341,7 @@ class _Program:
         todo = [owner]
         while todo:
             cls = self.classes.get(todo.pop(0))
-            for base in map(_name_of, cls.bases if cls else ()):
+            for base in map(name_of, cls.bases if cls else ()):
                 if base in self.classes and base != owner and base not in found:
                     found.append(base)
                     todo.append(base)
@@ -338,7 +352,7 @@ class _Program:
         return (
             isinstance(func, ast.Attribute)
             and isinstance(func.value, ast.Call)
-            and _name_of(func.value.func) == "super"
+            and name_of(func.value.func) == "super"
         )
 
     def _is_jit(self, decorator: ast.expr) -> bool:
@@ -346,69 +360,8 @@ class _Program:
         return self._resolve(target) in rules.JIT_DECORATORS
 
     def _resolve(self, expr: ast.expr) -> str | None:
-        return _resolve(expr, self.aliases)
+        return resolve(expr, self.aliases)
 
     def _library_name(self, name: str) -> bool:
         path = self.aliases.get(name)
         return path is not None and path.split(".")[0] in rules.LIBRARY_ROOTS
-
-
-def _path_is_compute(path: str) -> bool:
-    parts = path.split(".")
-    if rules.COMPUTE_SEGMENTS.intersection(parts):
-        return True
-    for namespace in rules.COMPUTE_NAMESPACES:
-        if path.startswith(namespace):
-            return parts[-1] not in rules.FUNCTIONAL_ALLOWED
-    if len(parts) == 2 and parts[0] == "torch":
-        return parts[1] in rules.TORCH_COMPUTE
-    if path.startswith("torch.nn.") and len(parts) == 3:
-        cls = parts[2]  # building (and calling) a layer inside forward
-        return cls[:1].isupper() and cls not in rules.NN_ALLOWED
-    return False
-
-
-def _resolve(expr: ast.expr, aliases: Mapping[str, str]) -> str | None:
-    """The dotted library name an expression refers to, through imports; None for locals."""
-    if isinstance(expr, ast.Name):
-        return aliases.get(expr.id)
-    if isinstance(expr, ast.Attribute):
-        base = _resolve(expr.value, aliases)
-        return f"{base}.{expr.attr}" if base else None
-    return None
-
-
-def _aliases(tree: ast.Module) -> dict[str, str]:
-    """Local name -> dotted library name, from every import and module-level alias."""
-    aliases: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                # `import torch.nn` binds `torch`; `import torch.nn as nn` binds the submodule
-                root = a.name.split(".")[0]
-                aliases[a.asname or root] = a.name if a.asname else root
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for a in node.names:
-                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
-    for node in tree.body:  # `aten = torch.ops.aten`, as inductor output writes
-        for target, value in _assignments(node):
-            path = _resolve(value, aliases) if isinstance(target, ast.Name) else None
-            if path:
-                aliases[target.id] = path
-    return aliases
-
-
-def _assignments(node: ast.AST) -> list[tuple[ast.expr, ast.expr]]:
-    if isinstance(node, ast.Assign):
-        return [(t, node.value) for t in node.targets]
-    if isinstance(node, ast.AnnAssign) and node.value is not None:
-        return [(node.target, node.value)]
-    return []
-
-
-def _name_of(expr: ast.expr) -> str | None:
-    return expr.id if isinstance(expr, ast.Name) else None
-
-
-def _is_self(expr: ast.expr) -> bool:
-    return isinstance(expr, ast.Name) and expr.id == "self"

@@ -138,3 +138,23 @@ LIBRARY_ROOTS = frozenset({"torch", "triton", "math", "numpy", "typing", "functo
 
 def is_informational(flag: str) -> bool:
     return flag in INFORMATIONAL
+
+
+def is_compute_path(path: str) -> bool:
+    """Whether calling the resolved dotted name `path` is torch compute (module docstring)."""
+    parts = path.split(".")
+    if COMPUTE_SEGMENTS.intersection(parts):
+        return True
+    for namespace in COMPUTE_NAMESPACES:
+        if path.startswith(namespace):
+            return parts[-1] not in FUNCTIONAL_ALLOWED
+    if len(parts) == 2 and parts[0] == "torch":
+        return parts[1] in TORCH_COMPUTE
+    if path.startswith("torch.nn.") and len(parts) == 3:
+        return is_compute_layer(parts[2])  # building (and calling) a layer inside forward
+    return False
+
+
+def is_compute_layer(cls: str) -> bool:
+    """Whether the `torch.nn` class `cls` computes (containers are judged by their contents)."""
+    return cls[:1].isupper() and cls not in NN_ALLOWED

@@ -491,8 +491,12 @@ def test_cli_bad_input_exits_1_with_the_line(
     err = capsys.readouterr().err
     assert err.startswith("kbpipe convert: error: in.jsonl line 2 (example_id 1): missing")
     assert not (cli_env / "e.parquet").exists()
-    assert main(["convert", "in.jsonl", "-o", "e.parquet", "--no-upload", "--skip-bad"]) == 0
-    assert (cli_env / "e.rejects.jsonl").is_file()
+    # One bad line of two is past the default --max-reject-rate: exit 1, table and rejects kept.
+    assert main(["convert", "in.jsonl", "-o", "e.parquet", "--no-upload", "--skip-bad"]) == 1
+    assert "--max-reject-rate" in capsys.readouterr().err
+    assert (cli_env / "e.parquet").is_file() and (cli_env / "e.rejects.jsonl").is_file()
+    skip = ["--skip-bad", "--max-reject-rate", "50%"]
+    assert main(["convert", "in.jsonl", "-o", "e.parquet", "--no-upload", *skip]) == 0
 
 
 @pytest.mark.parametrize(
