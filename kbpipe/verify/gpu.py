@@ -46,6 +46,15 @@ from typing import Any
 from kbpipe.verify.worker import JobError, describe, is_fatal, load_program, unload
 
 REL_FLOOR = 1e-6
+PROBE_KERNEL = """import triton
+import triton.language as tl
+
+
+@triton.jit
+def fill(out_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.arange(0, BLOCK)
+    tl.store(out_ptr + offsets, 1.0, mask=offsets < n)
+"""
 
 
 @dataclass
@@ -94,7 +103,23 @@ class GpuRunner:
         }
         self.reference: _Reference | None = None
         self.launches = _LaunchCounter()
+        self._probe_launches()
         return self.env
+
+    def _probe_launches(self) -> None:
+        """Launch one known kernel: a counter that does not see it is switched off, so a
+        triton version that launches some other way cannot fail every row."""
+        import torch
+
+        if not self.launches.installed:
+            return
+        probe = load_program(PROBE_KERNEL, self.scratch, "probe")
+        before = self.launches.count
+        out = torch.zeros(8, device=self.device)
+        probe.fill[(1,)](out, 8, BLOCK=8)  # also loads the compiler before the first job
+        torch.cuda.synchronize()
+        if self.launches.count == before or out.sum().item() != 8:
+            self.launches.installed = False
 
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
         ref = self._reference(job)
@@ -228,7 +253,9 @@ class GpuRunner:
         import torch
 
         gc.collect()
-        torch.cuda.empty_cache()
+        # On a poisoned context this raises again; the job's own error is the one to report.
+        with contextlib.suppress(Exception):
+            torch.cuda.empty_cache()
 
 
 class _LaunchCounter:
