@@ -178,6 +178,8 @@ def test_the_module_entry_runs_without_polars_duckdb_or_torch(table: Path, tmp_p
     # `import x` raises ImportError when sys.modules["x"] is None: as on the GPU machine.
     blocked = "import sys\nfor m in ('polars', 'duckdb', 'torch'):\n    sys.modules[m] = None\n"
     argv = [str(table), "-o", str(tmp_path / "out.parquet"), "--runner", "standin"]
+    # the GPU check's own helpers too (bench/gpu_verify.sh runs them there)
+    blocked += "import bench.verify_data, bench.bench_verify\n"
     script = blocked + f"import runpy\nsys.argv = ['kbpipe.verify', *{argv!r}]\n"
     script += "runpy.run_module('kbpipe.verify', run_name='__main__')\n"
     proc = subprocess.run(
