@@ -138,10 +138,18 @@ def _canonical_tree(tree: ast.Module) -> ast.Module:
 
 
 def _import_aliases(tree: ast.Module) -> dict[str, str]:
-    """Local name -> dotted path it stands for, from the file's imports."""
+    """Local name -> dotted path it stands for, from the file's top-level imports.
+
+    Imports inside functions are rare in module code and are left as written
+    (on both sides of a comparison alike); skipping them saves a whole walk.
+    """
     aliases: dict[str, str] = {}
-    for node in _preorder(tree):
-        if isinstance(node, ast.Import):
+    statements = list(tree.body)
+    for node in statements:
+        if isinstance(node, ast.If | ast.Try):
+            # `try: import x as y` / `if TYPE_CHECKING:` blocks, one level down
+            statements += [n for part in (node.body, node.orelse) for n in part]
+        elif isinstance(node, ast.Import):
             aliases |= {a.asname: a.name for a in node.names if a.asname}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             aliases |= {a.asname or a.name: f"{node.module}.{a.name}" for a in node.names}
@@ -170,7 +178,7 @@ def _global_names(tree: ast.Module, kept: list[ast.stmt]) -> dict[str, str]:
         for name in ast.walk(target)
         if isinstance(name, ast.Name)
     }
-    for node in kept:
+    for node in kept if assigned else []:
         for name in _preorder(node):
             if isinstance(name, ast.Name) and name.id in assigned and name.id not in names:
                 names[name.id] = f"g${next(constants)}"
@@ -204,19 +212,31 @@ def _is_api_method(name: str) -> bool:
     return name in _API_METHODS or (name.startswith("__") and name.endswith("__"))
 
 
+# Fields that never hold a node worth visiting (names are read from their parents;
+# `ctx` is a Load/Store marker): skipping them halves the walk.
+_SCALAR_FIELDS = frozenset(
+    {"ctx", "id", "arg", "attr", "name", "asname", "module", "level", "kind", "type_comment"}
+)
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _preorder(root: ast.AST) -> list[ast.AST]:
     out: list[ast.AST] = []
     stack = [root]
     while stack:
         node = stack.pop()
         out.append(node)
+        fields = _CHILD_FIELDS.get(type(node))
+        if fields is None:
+            fields = tuple(f for f in node._fields if f not in _SCALAR_FIELDS)
+            _CHILD_FIELDS[type(node)] = fields
         children = []
-        for field in node._fields:
+        for field in fields:
             value = getattr(node, field, None)
-            if isinstance(value, ast.AST):
-                children.append(value)
-            elif isinstance(value, list):
+            if isinstance(value, list):
                 children += [v for v in value if isinstance(v, ast.AST)]
+            elif isinstance(value, ast.AST):
+                children.append(value)
         stack += reversed(children)
     return out
 
