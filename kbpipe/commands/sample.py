@@ -11,7 +11,8 @@ from kbpipe.errors import ConfigError
 EXAMPLES = """examples:
   kbpipe sample                                   # -> outputs/sample/
   kbpipe sample -o /tmp/demo --rows 1000 --reasoning-bytes 60000
-  kbpipe sample -o /tmp/new --layout verifiers    # the newer layout: no trajectory, no task"""
+  kbpipe sample -o /tmp/new --layout verifiers    # the newer layout: no trajectory, no task
+  kbpipe sample --synthetic-prompts outputs/demo/synthetic_prompts.parquet   # a synthetic run"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="vf-eval -C trajectory output (default), or the newer verifiers layout "
         "with the reasoning on the completion message",
     )
+    parser.add_argument(
+        "--synthetic-prompts",
+        type=Path,
+        metavar="FILE",
+        help="instead, rewrite DIR/kernelbook-env.jsonl as a synthetic-prompt run: prompts "
+        "from this step-2 table, answers as BEGIN_PYTHON/END_PYTHON blocks, into "
+        "DIR/kernelbook-env-synthetic.jsonl",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -48,6 +57,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.rows < 1 or args.reasoning_bytes < 0:
         raise ConfigError("--rows must be at least 1 and --reasoning-bytes at least 0")
     out = args.sample_dir or settings.output_dir / "sample"
+    if args.synthetic_prompts is not None:
+        from kbpipe.sample.synthetic import write_synthetic_rollouts
+
+        dest = out / "kernelbook-env-synthetic.jsonl"
+        written, left_out = write_synthetic_rollouts(
+            out / "kernelbook-env.jsonl", args.synthetic_prompts, dest
+        )
+        print(f"wrote {written:,} synthetic-prompt rollouts to {dest} ({left_out:,} left out)")
+        return 0
     if args.layout == "trajectory":
         paths = write_sample(out, args.rows, args.reasoning_bytes, args.seed)
     else:
