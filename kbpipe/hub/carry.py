@@ -2,7 +2,8 @@
 
 A table made by a step that only keeps, drops or reorders its input's rows
 (`INHERITING_STEPS`: dedupe, strip-reasoning, merge, decontaminate, verify,
-audit) is published with each row on the side its `example_id` has in that
+audit; not `dedupe --near-duplicates`, whose table is split by its
+`module_cluster` column) is published with each row on the side its `example_id` has in that
 input, the *parent*. The parent is the local input its `<table>.stats.json`
 names (one per run for a merged table), and its own split is decided the same
 way, up to the table that first got a split (the filtered table, or any table
@@ -86,6 +87,10 @@ def split_parents(table: Path) -> dict[str | None, Path]:
     except (OSError, ValueError) as exc:
         raise InputError(f"{stats_path}: cannot read the table's lineage ({exc})") from None
     if stats.get("step") not in INHERITING_STEPS:
+        return {}
+    if (stats.get("params") or {}).get("near_duplicates"):
+        # dedupe --near-duplicates clustered the modules: the table is split by its
+        # clusters, so that no cluster straddles, whatever side its parent put a row
         return {}
     by_run: dict[str | None, list[Path]] = {}
     for entry in stats.get("inputs") or []:

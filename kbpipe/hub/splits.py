@@ -8,6 +8,12 @@ Three ways to split (``--split``):
   side, adding rows or re-sorting the table never moves a module, and any
   machine computes the same split. Rows without a module name go to train:
   they cannot be checked for leakage, so they stay out of the held-out set.
+  Near-identical code under different names (KernelBook has one ``ReLU`` per
+  repo) must not straddle the split either: in a table with a
+  ``module_cluster`` column (``kbpipe dedupe --near-duplicates``), modules
+  whose code falls in one cluster are split as one, by the smallest module
+  name among them. A module alone in its cluster keeps its own name, so
+  clusters move only the modules that have near-duplicates.
 - ``legacy``: exactly ``datasets.Dataset.train_test_split(test_size=0.1,
   seed=42)`` as the seed scripts called it, with ``test`` renamed
   ``validation``; both sides keep the permutation order, as datasets does.
@@ -98,6 +104,40 @@ def module_names(path: Path) -> list[str | None]:
     )
 
 
+def split_keys(path: Path) -> list[str | None]:
+    """The name each row is split by under ``module``: its module name, merged with
+    the names of every module whose code is in the same near-duplicate cluster."""
+    names = module_names(path)
+    clusters = _module_clusters(path)
+    if clusters is None:
+        return names
+    parent: dict[str, str] = {}
+
+    def find(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for name, cluster in zip(names, clusters, strict=True):
+        if name is not None and cluster is not None:
+            a, b = find("name:" + name), find("cluster:" + cluster)
+            parent[max(a, b)] = min(a, b)  # "cluster:" < "name:": roots are clusters
+    smallest: dict[str, str] = {}
+    for name in names:
+        if name is not None:
+            root = find("name:" + name)
+            smallest[root] = min(smallest.get(root, name), name)
+    return [None if n is None else smallest[find("name:" + n)] for n in names]
+
+
+def _module_clusters(path: Path) -> list[str | None] | None:
+    """Per row, its code's near-duplicate cluster; None when the table has no clusters."""
+    if "module_cluster" not in parquet_schema(path).names:
+        return None
+    return read_column(path, "module_cluster")
+
+
 def plan_splits(path: Path, mode: str, rows: np.ndarray | None = None) -> SplitPlan:
     """Assign the rows of a Parquet table (or the subset ``rows``) to splits.
 
@@ -117,7 +157,7 @@ def plan_splits(path: Path, mode: str, rows: np.ndarray | None = None) -> SplitP
         train, test = legacy_split_indices(len(rows))
         plan = {"train": rows[train], "validation": rows[test]}
     else:
-        names = module_names(path)
+        names = split_keys(path)
         in_validation = _validation_mask([names[i] for i in rows])
         plan = {"train": rows[~in_validation], "validation": rows[in_validation]}
     return {name: idx for name, idx in plan.items() if len(idx)}

@@ -10,11 +10,16 @@ import pyarrow.parquet as pq
 
 from kbpipe.codematch.variants import kernelbook_copy
 from kbpipe.config import Settings
+from kbpipe.hub.carry import planner_for
 from kbpipe.io.tables import sidecar
 from kbpipe.sample.modules import MODULES
 from kbpipe.steps.dedupe import dedupe
 
 CODE = {m.name: m.python_code for m in MODULES}
+
+
+def _sides(plan: dict) -> dict[int, str]:
+    return {int(i): name for name, rows in plan.items() for i in rows}
 
 
 def _row(evals_row, example_id: int, reward: float, name: str, code: str | None) -> dict:
@@ -64,3 +69,28 @@ def test_without_the_flag_near_duplicates_stay_apart(
     table = pq.read_table(out)
     assert table["example_id"].to_pylist() == [1, 0]
     assert "module_cluster" not in table.column_names
+
+
+def test_the_near_duplicate_unique_table_is_split_by_its_own_clusters(
+    tmp_path: Path, settings: Settings, evals_row, to_parquet
+) -> None:
+    code = CODE
+    rng = random.Random(3)
+    rows = []
+    for i, module in enumerate(sorted(code)):
+        for j, text in enumerate((code[module], kernelbook_copy(code[module], rng))):
+            row = evals_row(2 * i + j, 0.9 + 0.01 * j, f"{module}{j}")
+            row["info"] = {"module_name": f"{module}{j}", "python_code": text}
+            rows.append(row)
+    filtered = to_parquet(rows, tmp_path / "filtered.parquet")
+    out = tmp_path / "unique.parquet"
+    dedupe(filtered, out, settings, near_duplicates=True, workers=1)
+    assert json.loads(sidecar(out, "stats").read_text())["params"]["near_duplicates"]
+    plan = planner_for(out)(out, "module", None)
+    table = pq.read_table(out).to_pylist()
+    sides = _sides(plan)
+    by_cluster: dict[str, set[str]] = {}
+    for i, row in enumerate(table):
+        by_cluster.setdefault(row["module_cluster"], set()).add(sides[i])
+    assert all(len(s) == 1 for s in by_cluster.values())
+    assert len(table) == len(code)  # each module and its renamed copy: one cluster, one row
