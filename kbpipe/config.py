@@ -102,6 +102,13 @@ class Settings:
     kernelbook_repo: str = "GPUMODE/KernelBook"
     # What kbpipe derives once and reuses across runs (e.g. a tokenizer's tiktoken ranks).
     cache_dir: Path = Path(".cache/kbpipe")
+    # The license the Hub cards declare (an SPDX-style Hub id such as `apache-2.0`);
+    # unset on purpose: kbpipe cannot know the terms of the model's outputs.
+    license: str | None = None
+    # Set by the Makefile, so messages name make variables instead of flags.
+    from_make: bool = False
+    # `--limit N` of the step being run (no environment variable: it is per command).
+    row_limit: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("data_model", "hf_org"):
@@ -116,6 +123,8 @@ class Settings:
         for name in ("judge_concurrency", "spec_concurrency", "test_mode_rows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_ENV_NAME[name]} must be at least 1")
+        if self.row_limit is not None and self.row_limit < 1:
+            raise ConfigError("--limit must be at least 1")
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base URL {self.base_url!r} must start with http:// or https://")
         # Whatever prints or writes text redacts these from now on (kbpipe.errors.redact).
@@ -131,8 +140,28 @@ class Settings:
         return f"{self.data_model}{suffix}"
 
     @property
-    def model_dir(self) -> Path:
+    def run_dir(self) -> Path:
+        """The run's folder: its full outputs, the request journal, and partial runs' folders."""
         return self.output_dir / self.run_name
+
+    @property
+    def partial_rows(self) -> int | None:
+        """Rows a partial run keeps (--limit, else TEST_MODE's sample); None for a full run."""
+        return self.limit(None)
+
+    @property
+    def model_dir(self) -> Path:
+        """Where this run's outputs go. A partial run (--limit/TEST_MODE) has its own
+        `limit-N/` folder inside the run folder, so it never replaces the full outputs."""
+        return self._partial(self.run_dir)
+
+    def _partial(self, folder: Path) -> Path:
+        n = self.partial_rows
+        return folder / f"limit-{n}" if n else folder
+
+    def full(self) -> Settings:
+        """The same settings without a row limit: the full run beside a partial one."""
+        return self.replace(row_limit=None, test_mode=False)
 
     def table_path(self, which: str, variant: str = "") -> Path:
         """Local file of a table (`source|filtered|unique|...`), or of its variant."""
@@ -142,7 +171,8 @@ class Settings:
         if spec.variant_stem is None or variant not in VARIANTS:
             raise ConfigError(f"the {spec.name} table has no {variant!r} variant")
         # Merged tables combine the base and synthetic runs, so they live in the base folder.
-        folder = self.output_dir / self.data_model if variant == "merged" else self.model_dir
+        base = self._partial(self.output_dir / self.data_model)
+        folder = base if variant == "merged" else self.model_dir
         return folder / f"{spec.variant_stem}{VARIANTS[variant][0]}.parquet"
 
     def seqlen_json_path(self, which: str) -> Path:
@@ -160,10 +190,16 @@ class Settings:
     def require_hf_token(self, what: str = "publishing to the Hub") -> None:
         """The one check for HF_TOKEN, made before any work is done."""
         if not self.hf_token:
+            local = self.hint("pass --no-upload", "set UPLOAD=0")
+            stage = self.hint("--hub-dry-run DIR", "HUB_DRY_RUN=1")
             raise ConfigError(
-                f"{what} needs HF_TOKEN (in .env or the environment); pass --no-upload to "
-                "keep the result local or --hub-dry-run DIR to stage it"
+                f"{what} needs HF_TOKEN (in .env or the environment); {local} to keep the "
+                f"result local or {stage} to stage it"
             )
+
+    def hint(self, flag: str, make_words: str) -> str:
+        """Advice in the words of the front end in use: a make variable under make, else a flag."""
+        return make_words if self.from_make else flag
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -172,6 +208,8 @@ class Settings:
         """Row limit for a step: an explicit --limit wins, else TEST_MODE's small sample."""
         if requested is not None:
             return requested
+        if self.row_limit is not None:
+            return self.row_limit
         return self.test_mode_rows if self.test_mode else None
 
     def describe(self) -> dict[str, Any]:
@@ -208,6 +246,8 @@ _ENV_NAMES: dict[str, tuple[str, ...]] = {
     "tokenizer": ("TOKENIZER",),
     "kernelbook_repo": ("KERNELBOOK_REPO",),
     "cache_dir": ("KBPIPE_CACHE_DIR",),
+    "license": ("LICENSE",),
+    "from_make": ("KBPIPE_FROM_MAKE",),
 }
 _ENV_NAME = {k: v[0] for k, v in _ENV_NAMES.items()}
 _SECRETS = {"api_key", "hf_token"}

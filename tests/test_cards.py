@@ -9,15 +9,9 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from kbpipe.hub.cards import (
-    CardContext,
-    RowSummary,
-    features_yaml,
-    front_matter,
-    lineage_chain,
-    read_data_files,
-    render_readme,
-)
+from kbpipe.hub.cards import CardContext, RowSummary, render_readme
+from kbpipe.hub.cardyaml import features_yaml, front_matter, read_data_files
+from kbpipe.hub.provenance import lineage_chain
 from kbpipe.hub.splits import SplitFiles, StagedConfig, hub_schema
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string())])
@@ -145,8 +139,9 @@ def test_card_text_is_built_from_stats_and_rows(tmp_path: Path) -> None:
     )
     text = render_readme(ctx, _configs(), SCHEMA, rows)
     body = text.split("---", 2)[2]
-    assert "`kbpipe filter --rater api --threshold 0.9`" in body
-    assert "kbpipe version: `0.1.0`" in body
+    # How it was made, in make form: no command line with local paths or flags.
+    assert "make filtered DATA_MODEL=glm4_7 INPUT=kernelbook-env.jsonl REWARD_THRESHOLD=0.9" in body
+    assert "kbpipe filter" not in body and "`0.1.0`" in body
     assert "judge model: `openai/gpt-5.2`" in body
     assert "prompt version: `difficulty-v2`" in body
     assert "reward threshold: `0.9`" in body

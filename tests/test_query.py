@@ -63,7 +63,7 @@ def test_lists_one_view_per_output(
     out = capsys.readouterr().out
     for view, rows in [
         ("filtered", 4),
-        ('"unique"', 2),
+        ("unique_rows", 2),
         ("seqlen_filtered", 2),
         ("seqlen", 2),
         ("filtered_rejects", 1),
@@ -120,7 +120,7 @@ def test_bad_sql_is_a_one_line_error_listing_the_views(
     assert query(tmp_path, "select * from nope") == 1
     err = capsys.readouterr().err
     assert err.startswith("kbpipe query: error: query failed: Catalog Error")
-    assert "views: filtered, seqlen_filtered, unique, seqlen, filtered_rejects, stats" in err
+    assert "views: filtered, seqlen_filtered, unique_rows, seqlen, filtered_rejects, stats" in err
 
 
 def test_init_script_recreates_the_views_in_a_fresh_duckdb(
@@ -149,4 +149,46 @@ def test_a_broken_file_costs_its_view_only(
     assert query(tmp_path, "select count(*) as n from filtered", "--format", "csv") == 0
     captured = capsys.readouterr()
     assert captured.out == "n\n4\n"
-    assert f"no view 'unique': {run_dir / 'unique_dataset.parquet'}:" in captured.err
+    assert f"no view 'unique_rows': {run_dir / 'unique_dataset.parquet'}:" in captured.err
+    assert "no view 'unique':" not in captured.err  # its quoted alias is not listed
+
+
+# --- issue 13, case 7: the documented queries run as written; nested CSV is JSON -------------
+
+
+def _help_queries() -> list[str]:
+    from kbpipe.commands.query import EXAMPLES
+
+    return [
+        line.split('"')[1]
+        for line in EXAMPLES.splitlines()
+        if line.strip().startswith("kbpipe query \"")
+    ]
+
+
+@pytest.mark.parametrize("sql", _help_queries())
+def test_the_help_examples_run_as_written(
+    tmp_path: Path, run_dir: Path, sql: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert query(tmp_path, sql, "--format", "json") == 0, capsys.readouterr().err
+
+
+def test_unique_needs_no_quotes_and_the_quoted_name_still_works(
+    tmp_path: Path, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for sql in ("select count(*) as n from unique_rows", 'select count(*) as n from "unique"'):
+        assert query(tmp_path, sql, "--format", "csv") == 0
+        assert capsys.readouterr().out == "n\n2\n"
+
+
+@pytest.mark.parametrize("dest", ["-", "nested.csv"])
+def test_nested_columns_go_to_csv_as_json_text(
+    tmp_path: Path, run_dir: Path, dest: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sql = "select example_id, info, [reward, reward] as pair from filtered order by 1 limit 2"
+    args = ("-o", str(tmp_path / dest)) if dest != "-" else ("--format", "csv")
+    assert query(tmp_path, sql, *args) == 0
+    text = capsys.readouterr().out if dest == "-" else (tmp_path / dest).read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [json.loads(r["info"]) for r in rows] == [{"module_name": "A"}, {"module_name": "B"}]
+    assert json.loads(rows[1]["pair"]) == [0.95, 0.95]

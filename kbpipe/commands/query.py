@@ -1,10 +1,12 @@
 """`kbpipe query "SQL"`: ad-hoc DuckDB SQL over the current run's outputs.
 
 Every output in `outputs/{run}/` becomes a view named after what it holds:
-`evals`, `filtered`, `unique`, `synthetic_prompts`, `seqlen_filtered` (and
+`evals`, `filtered`, `unique_rows`, `synthetic_prompts`, `seqlen_filtered` (and
 `seqlen`), `filtered_no_reasoning`, `filtered_merged`, ...; each rejects file
-becomes `<table>_rejects`, and `stats` has one row per `*.stats.json`.
-`unique` is an SQL keyword, so queries write it quoted: `from "unique"`.
+becomes `<table>_rejects`, and `stats` has one row per `*.stats.json`. A name
+that is an SQL keyword gets `_rows` (`unique` is one), so every query runs as
+written; the quoted `"unique"` works too. Nested columns (lists, structs) are
+written to CSV as JSON text, which any CSV reader keeps in one cell.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from kbpipe.io.tables import _first_line, atomic_output
 EXAMPLES = """examples:
   kbpipe query                                    # list the views
   kbpipe query "select difficulty, count(*) from filtered group by 1"
-  kbpipe query "select * from unique" --format parquet -o top.parquet
+  kbpipe query "select * from unique_rows" --format parquet -o top.parquet
+  kbpipe query "select * from filtered limit 5" -o five.csv   # nested columns as JSON
   kbpipe query --init-script views.sql && duckdb -init views.sql"""
 
 QUERY_MEMORY_LIMIT = "4GB"
@@ -39,6 +42,13 @@ class View:
     name: str
     reader: str  # parquet | jsonl | json (whole JSON documents, for stats files)
     paths: tuple[Path, ...]
+    # False for the quoted-keyword alias (`"unique"`) of a listed `_rows` view.
+    listed: bool = True
+
+
+# Table names that are SQL keywords (sql/query/reserved_keywords.sql lists all of
+# DuckDB's): their views are `<name>_rows`, so queries need no quotes.
+RESERVED_NAMES = {"unique"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +77,9 @@ def discover_views(folder: Path) -> list[View]:
         return []
     for path in sorted(folder.glob("*.parquet")):
         name = _view_name(path.stem)
+        if name in RESERVED_NAMES:
+            views[name] = View(name, "parquet", (path,), listed=False)
+            name = f"{name}_rows"
         views[name] = View(name, "parquet", (path,))
     seqlen = [v for v in views.values() if v.name.startswith("seqlen_")]
     if seqlen and "seqlen" not in views:
@@ -104,8 +117,9 @@ def create_views(con: duckdb.DuckDBPyConnection, views: list[View]) -> list[View
                 rel = con.read_json(files, union_by_name=True, filename=True)
             rel.create_view(view.name, replace=True)
         except duckdb.Error as exc:
-            reason = _first_line(exc)
-            print(f"kbpipe query: no view {view.name!r}: {files[0]}: {reason}", file=sys.stderr)
+            if view.listed:  # an alias of a listed view fails with it: say it once
+                reason = _first_line(exc)
+                print(f"kbpipe query: no view {view.name!r}: {files[0]}: {reason}", file=sys.stderr)
             continue
         created.append(view)
     return created
@@ -156,13 +170,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         elif fmt == "table":
             rel.show(max_rows=args.max_rows, max_width=shutil.get_terminal_size().columns)
         elif fmt == "csv":
-            sys.stdout.write(rel.pl().write_csv())
+            sys.stdout.write(_nested_as_json(rel).pl().write_csv())
         elif fmt == "json":
             sys.stdout.write(rel.pl().write_ndjson())
         else:
             raise InputError("--format parquet needs -o FILE")
     except duckdb.Error as exc:
-        names = ", ".join(v.name for v in views) or f"none (no outputs in {settings.model_dir})"
+        names = (
+            ", ".join(v.name for v in views if v.listed)
+            or f"none (no outputs in {settings.model_dir})"
+        )
         raise InputError(f"query failed: {exc}\nviews: {names}") from exc
     return 0
 
@@ -183,12 +200,27 @@ def _save(rel: duckdb.DuckDBPyRelation, dest: Path, fmt: str) -> None:
         raise InputError("--format table cannot be saved; use csv, json or parquet")
     with atomic_output(dest) as tmp:
         if fmt == "csv":
-            rel.write_csv(str(tmp), header=True)
+            _nested_as_json(rel).write_csv(str(tmp), header=True)
         else:
             sql_output.write_relation_to(rel, tmp, "jsonl" if fmt == "json" else "parquet")
 
 
+def _nested_as_json(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """The relation with list, struct and map columns as JSON text, for CSV."""
+    nested = {"list", "struct", "map", "array", "union"}
+    if not any(t.id in nested for t in rel.types):
+        return rel
+    columns = [
+        f"to_json({sql.quote_identifier(c)})::varchar as {sql.quote_identifier(c)}"
+        if t.id in nested
+        else sql.quote_identifier(c)
+        for c, t in zip(rel.columns, rel.types, strict=True)
+    ]
+    return rel.project(", ".join(columns))
+
+
 def _list_views(con: duckdb.DuckDBPyConnection, views: list[View], folder: Path) -> None:
+    views = [v for v in views if v.listed]
     if not views:
         print(f"no outputs in {folder} yet")
         return

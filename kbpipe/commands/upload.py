@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from kbpipe.config import Settings, table_spec
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.hub.publish import publish_table
+from kbpipe.hub.publish import ImageMaker, publish_table, unpublished_marker
 from kbpipe.io.lineage import StepResult, describe_input
 from kbpipe.io.tables import sidecar, table_format
 
@@ -73,24 +73,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run is None:
+        if settings.partial_rows:
+            raise ConfigError(
+                f"{settings.model_dir} holds a partial run (TEST_MODE, first "
+                f"{settings.partial_rows:,} rows): it never replaces the full tables on the "
+                "Hub; stage it with --dry-run DIR"
+            )
         # Checked before reading anything, like the steps do.
         settings.require_hf_token()
     targets = _targets(args, settings)
+    notes: dict[str, None] = {}
     for which, path, no_reasoning, merged in targets:
+        split = _split_for(which, args.split, single=args.which != "all")
         report = publish_table(
             path,
             settings,
             table=which,
             stats=_stats(path, settings),
-            split=_split_for(which, args.split, single=args.which != "all"),
+            split=split,
             private=args.private,
             dry_run_dir=args.dry_run,
             no_reasoning=no_reasoning,
             merged=merged,
+            images=card_images_for(settings, which, split),
         )
         for line in report.summary_lines():
             print(line)
+        notes.update(dict.fromkeys(report.notes))
+        if args.dry_run is None:
+            unpublished_marker(path).unlink(missing_ok=True)
+    for note in notes:  # once, not once per table
+        print(f"note: {note}")
     return 0
+
+
+def card_images_for(settings: Settings, table: str, split: str) -> ImageMaker | None:
+    """The report's charts of `table` for its card (kbpipe.report.CARD_CHARTS), or None
+    when it has none or matplotlib (the `plot` extra) is not installed."""
+    from kbpipe.report.build import CARD_CHARTS, card_images, require_matplotlib
+
+    charts = "evals" if table_spec(table).name == "source" else table_spec(table).name
+    if charts not in CARD_CHARTS:
+        return None
+    try:
+        require_matplotlib()
+    except ConfigError:
+        return None
+
+    def draw(dest: Path) -> list[Any]:
+        return card_images(settings.model_dir, dest, table=charts, split_mode=split)
+
+    return draw
 
 
 def _split_for(which: str, requested: str | None, *, single: bool) -> str:

@@ -1,8 +1,7 @@
 """Dataset cards: the README.md a Hub dataset repo gets, YAML header and text.
 
-The YAML follows what ``datasets.push_to_hub`` writes (``configs`` with
-``data_files`` per split, ``dataset_info`` with features and split sizes), so
-``load_dataset`` and the Hub viewer read the repo without guessing. The text
+The YAML (kbpipe.hub.cardyaml) follows what ``datasets.push_to_hub`` writes,
+with the Hub's metadata (license, language, tags, sizes) on top. The text
 is built from the step's stats/lineage JSON and from the rows as they are
 written: what the dataset is, how it was made, counts per stage, difficulty
 mix, rewards, sequence lengths when known, the columns and how to load it.
@@ -22,8 +21,10 @@ import pyarrow as pa
 import yaml
 
 from kbpipe.config import difficulty_order
+from kbpipe.hub import columns
+from kbpipe.hub.cardyaml import TAGS, front_matter, size_category
+from kbpipe.hub.provenance import lineage_chain, make_command, public, tokenizer_name
 from kbpipe.hub.splits import StagedConfig
-from kbpipe.io.tables import sidecar
 
 _DESCRIPTIONS = {
     "source": "rollouts of the KernelBook task (a PyTorch module to rewrite as Triton kernels) "
@@ -35,29 +36,6 @@ _DESCRIPTIONS = {
     "KernelBook rollouts by `{model}`",
     "synthetic": "task specifications for the KernelBook modules: for each PyTorch module, "
     "a description of what to implement, without Triton code",
-}
-
-COLUMN_DESCRIPTIONS = {
-    "example_id": "index of the task in the evaluation environment",
-    "prompt": "chat messages given to the model",
-    "completion": "the model's answer as chat messages; `reasoning` holds its thinking",
-    "task": "evaluation task name",
-    "reward": "score from the evaluation harness (correctness and speed-up)",
-    "generation_ms": "time to generate the completion, ms",
-    "scoring_ms": "time to score it, ms",
-    "total_ms": "generation plus scoring, ms",
-    "info": "task metadata: module_name, python_code (the PyTorch module), triton_code",
-    "answer": "code extracted from the completion",
-    "speedup_reward": "speed-up part of the reward",
-    "num_turns": "turns in the rollout",
-    "oai_tools": "tools offered to the model (none)",
-    "difficulty": "difficulty rating: low, medium or high",
-    "evaluation_raw": "the rater's full answer behind `difficulty`",
-    "data_source": "base (original prompts) or synthetic (generated task specifications)",
-    "module_name": "name of the PyTorch module",
-    "python_code": "the PyTorch module",
-    "triton_code": "the reference Triton implementation",
-    "uuid": "KernelBook row id",
 }
 
 # Parameters worth a line of their own in the card, in this order.
@@ -74,40 +52,6 @@ _KEY_PARAMS = (
     "threshold",
 )
 _SECRET_WORDS = ("token", "api_key", "secret", "password")
-
-
-# --- features YAML ------------------------------------------------------------
-
-
-def features_yaml(schema: pa.Schema) -> list[dict[str, Any]]:
-    """``dataset_info.features`` for a schema, in the form datasets writes it."""
-    return [{"name": f.name, **_feature(f.type)} for f in schema]
-
-
-def _feature(kind: pa.DataType) -> dict[str, Any]:
-    if pa.types.is_struct(kind):
-        return {"struct": [{"name": f.name, **_feature(f.type)} for f in kind]}
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        key = "list" if pa.types.is_list(kind) else "large_list"
-        inner = _feature(kind.value_type)
-        # datasets shortens `list: {dtype: x}` to `list: x` and `list: {struct: [...]}` to a list.
-        if list(inner) == ["dtype"]:
-            return {key: inner["dtype"]}
-        if list(inner) == ["struct"]:
-            return {key: inner["struct"]}
-        return {key: inner}
-    return {"dtype": _value_dtype(kind)}
-
-
-def _value_dtype(kind: pa.DataType) -> str:
-    names = {
-        pa.float16(): "float16",
-        pa.float32(): "float32",
-        pa.float64(): "float64",
-        pa.date32(): "date32",
-        pa.date64(): "date64",
-    }
-    return names.get(kind, str(kind))
 
 
 # --- what the rows look like ----------------------------------------------------
@@ -154,74 +98,33 @@ class CardContext:
     no_reasoning: bool = False
     merged: bool = False
     seqlen: dict[str, Any] | None = None
+    # The LICENSE setting: a Hub license id, or None (the card then declares none).
+    license: str | None = None
+    # The report's charts as (file in the repo, title, alt text).
+    images: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def front_matter(configs: list[StagedConfig], schema: pa.Schema) -> dict[str, Any]:
-    """The README's YAML: configs with data_files, dataset_info with features and splits."""
-    features = features_yaml(schema)
-    infos = []
-    config_list = []
-    for cfg in configs:
-        entry: dict[str, Any] = {"config_name": cfg.name}
-        if cfg.default:
-            entry["default"] = True
-        entry["data_files"] = [
-            {"split": split, "path": paths[0] if len(paths) == 1 else paths}
-            for split, paths in cfg.data_files.items()
-        ]
-        config_list.append(entry)
-        info: dict[str, Any] = {"config_name": cfg.name} if len(configs) > 1 else {}
-        info["features"] = features
-        info["splits"] = [
-            {"name": s.name, "num_bytes": s.num_bytes, "num_examples": s.num_examples}
-            for s in cfg.splits
-        ]
-        info["download_size"] = sum(s.download_size for s in cfg.splits)
-        info["dataset_size"] = sum(s.num_bytes for s in cfg.splits)
-        infos.append(info)
+def card_metadata(ctx: CardContext, n_rows: int) -> dict[str, Any]:
+    """license, language, task_categories, tags and size_categories of the card."""
+    meta: dict[str, Any] = {"license": ctx.license} if ctx.license else {}
+    without_reasoning = ctx.no_reasoning or ctx.table == "synthetic"
     return {
-        "tags": ["kbpipe", "kernelbook", "triton", "sft"],
-        "configs": config_list,
-        "dataset_info": infos[0] if len(infos) == 1 else infos,
+        **meta,
+        "language": ["en"],
+        "task_categories": ["text-generation"],
+        "tags": [t for t in TAGS if not (t == "reasoning" and without_reasoning)],
+        "size_categories": [size_category(n_rows)],
     }
-
-
-def read_data_files(readme: Path) -> dict[str, list[str]]:
-    """split -> file patterns of a README's default config; empty when it declares none."""
-    if not readme.is_file():
-        return {}
-    text = readme.read_text(encoding="utf-8")
-    if not text.startswith("---"):
-        return {}
-    try:
-        meta = yaml.safe_load(text.split("---", 2)[1]) or {}
-    except yaml.YAMLError:
-        return {}
-    configs = meta.get("configs") if isinstance(meta, dict) else None
-    if not isinstance(configs, list) or not configs:
-        return {}
-    chosen = next((c for c in configs if c.get("default")), None)
-    chosen = chosen or next((c for c in configs if c.get("config_name") == "default"), configs[0])
-    data_files = chosen.get("data_files")
-    if all(isinstance(d, str) for d in _as_list(data_files)):
-        return {"train": _as_list(data_files)} if data_files else {}
-    out: dict[str, list[str]] = {}
-    for entry in _as_list(data_files):
-        if isinstance(entry, dict) and "split" in entry:
-            out.setdefault(str(entry["split"]), []).extend(_as_list(entry.get("path")))
-    return out
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
 
 
 def render_readme(
     ctx: CardContext, configs: list[StagedConfig], schema: pa.Schema, rows: RowSummary
 ) -> str:
-    header = yaml.safe_dump(front_matter(configs, schema), sort_keys=False, allow_unicode=True)
+    default = next((c for c in configs if c.default), configs[0])
+    meta = card_metadata(ctx, sum(s.num_examples for s in default.splits))
+    header = yaml.safe_dump(
+        front_matter(configs, schema, meta), sort_keys=False, allow_unicode=True
+    )
     parts = [
         f"---\n{header}---\n",
         *_intro(ctx),
@@ -231,7 +134,8 @@ def render_readme(
         *_difficulty(rows),
         *_rewards(rows),
         *_seqlen(ctx.seqlen),
-        *_columns(schema),
+        *_images(ctx),
+        *_columns(ctx, schema),
         *_loading(ctx, configs),
     ]
     return "\n".join(parts)
@@ -258,9 +162,25 @@ def _intro(ctx: CardContext) -> list[str]:
             "`synthetic` the generated task specifications, `all` both (`data_source` tells them "
             "apart)."
         )
+    lines += _caveats(ctx.stats)
     lines.append("")
     lines.append(f"Made by [kbpipe](#how-it-was-made) `{ctx.stats.get('kbpipe_version')}`.")
     return [*lines, ""]
+
+
+def _caveats(stats: dict[str, Any]) -> list[str]:
+    """What a visitor must know before using the rows: a partial run, a stand-in input."""
+    lines = []
+    limits = {st.get("params", {}).get("limit") for st in lineage_chain(stats)} - {None}
+    if limits:
+        lines.append(
+            f"**Partial:** built from the first {min(limits):,} rows only (a test run), not "
+            "from the whole input."
+        )
+    kernelbook = str((stats.get("params") or {}).get("kernelbook") or "")
+    if "stand-in" in kernelbook:
+        lines.append(f"**Stand-in input:** made from kbpipe's {kernelbook}, not KernelBook.")
+    return lines
 
 
 _FORMAT_WORDS = {"begin-python": "BEGIN_PYTHON/END_PYTHON blocks", "fenced": "fenced python blocks"}
@@ -305,20 +225,28 @@ def _contents(ctx: CardContext, configs: list[StagedConfig]) -> list[str]:
 
 def _provenance(ctx: CardContext) -> list[str]:
     stats = ctx.stats
-    lines = ["## How it was made", ""]
-    lines.append(f"- command: `{stats.get('command') or 'unknown'}`")
-    lines.append(f"- kbpipe version: `{stats.get('kbpipe_version')}`; step: `{stats.get('step')}`")
-    lines.append(f"- data model: `{stats.get('data_model') or ctx.data_model}`")
+    chain = lineage_chain(stats)
+    lines = [
+        "## How it was made",
+        "",
+        f"With [kbpipe](#how-it-was-made) `{stats.get('kbpipe_version')}`; this table is step "
+        f"`{stats.get('step')}`. From a checkout of kbpipe, this rebuilds it:",
+        "",
+        "```bash",
+        make_command(chain, str(stats.get("data_model") or ctx.data_model)),
+        "```",
+        "",
+    ]
     for entry in stats.get("inputs") or []:
         lines.append(f"- input: {_describe_input(entry)}")
     params = {**(stats.get("metrics") or {}), **(stats.get("params") or {})}
     for key in _KEY_PARAMS:
         if key in params and not isinstance(params[key], dict | list):
-            lines.append(f"- {key.replace('_', ' ')}: `{_short(params[key])}`")
+            lines.append(f"- {key.replace('_', ' ')}: `{_short(public(params[key]))}`")
     others = {k: v for k, v in (stats.get("params") or {}).items() if k not in _KEY_PARAMS}
     if others:
         lines += ["", "Parameters:", "", "| name | value |", "|---|---|"]
-        lines += [f"| {k} | `{_short(_mask(k, v))}` |" for k, v in sorted(others.items())]
+        lines += [f"| {k} | `{_short(public(_mask(k, v)))}` |" for k, v in sorted(others.items())]
     if stats.get("wall_s") is not None:
         lines.append(f"\nThe step took {stats['wall_s']:.1f} s.")
     return [*lines, ""]
@@ -334,27 +262,6 @@ def _describe_input(entry: dict[str, Any]) -> str:
     algorithm = next((a for a in ("sha256", "xxh3_128") if entry.get(a)), None)
     digest = entry.get(algorithm) if algorithm else None
     return f"`{Path(path).name}`" + (f" ({algorithm} `{digest[:16]}…`)" if digest else "")
-
-
-def lineage_chain(stats: dict[str, Any], depth: int = 8) -> list[dict[str, Any]]:
-    """This step's stats and those of the local inputs before it, oldest first."""
-    chain = [stats]
-    seen = {stats.get("output")}
-    current = stats
-    for _ in range(depth):
-        parent = None
-        for entry in current.get("inputs") or []:
-            path = Path(str(entry.get("path")))
-            side = sidecar(path, "stats")
-            if str(path) not in seen and side.is_file():
-                parent = json.loads(side.read_text(encoding="utf-8"))
-                seen.add(str(path))
-                break
-        if parent is None:
-            break
-        chain.append(parent)
-        current = parent
-    return chain[::-1]
 
 
 def _stages(stats: dict[str, Any]) -> list[str]:
@@ -423,8 +330,8 @@ def _seqlen(report: dict[str, Any] | None) -> list[str]:
     lines = [
         "## Sequence lengths",
         "",
-        "Tokens of prompt + completion under the chat template "
-        f"of `{report.get('tokenizer', 'the tokenizer')}`:",
+        "Tokens of prompt + completion under the chat template of "
+        f"{tokenizer_name(str(report.get('tokenizer', '?')), report.get('tokenizer_info'))}:",
         "",
     ]
     groups = {"summary": {k: v for k, v in report.items() if _is_figure(v)}}
@@ -457,13 +364,24 @@ def _number(value: float) -> str:
     return f"{int(value):,}" if isinstance(value, float) and math.isfinite(value) else f"{value:,}"
 
 
-def _columns(schema: pa.Schema) -> list[str]:
+def _images(ctx: CardContext) -> list[str]:
+    """The report's charts of this table (kbpipe report), as files in the repo."""
+    if not ctx.images:
+        return []
+    lines = ["## Plots", ""]
+    for path, title, alt in ctx.images:
+        lines += [f"**{title}**", "", f"![{alt}]({path})", ""]
+    return lines
+
+
+def _columns(ctx: CardContext, schema: pa.Schema) -> list[str]:
     lines = ["## Columns", "", "| column | type | meaning |", "|---|---|---|"]
     for f in schema:
         kind = str(f.type).replace("|", "\\|")
         if len(kind) > 60:
             kind = kind[:57] + "..."
-        lines.append(f"| `{f.name}` | `{kind}` | {COLUMN_DESCRIPTIONS.get(f.name, '')} |")
+        meaning = columns.describe(ctx.table, f, no_reasoning=ctx.no_reasoning)
+        lines.append(f"| `{f.name}` | `{kind}` | {meaning} |")
     return [*lines, ""]
 
 

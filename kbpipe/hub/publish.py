@@ -16,7 +16,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ class PublishReport:
     configs: list[StagedConfig]
     operations: list[dict[str, Any]]
     dry_run: bool
+    notes: list[str] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
         verb = "staged" if self.dry_run else "published"
@@ -76,6 +77,15 @@ class PublishReport:
         n_del = sum(op["op"] == "delete" for op in self.operations)
         lines.append(f"  {len(self.operations) - n_del} files added, {n_del} stale deleted")
         return lines
+
+
+# Card images: (folder to draw into) -> drawn charts with .path, .title and .alt
+# (kbpipe.report.card_images, which sits above this layer, is passed in).
+ImageMaker = Callable[[Path], list[Any]]
+NO_LICENSE = (
+    "LICENSE is not set, so the card declares no license; set it (e.g. LICENSE=apache-2.0) "
+    "once you know the terms the model's outputs may be shared under"
+)
 
 
 def publish_table(
@@ -91,6 +101,7 @@ def publish_table(
     merged: bool = False,
     api: Any = None,
     max_shard_bytes: int = MAX_SHARD_BYTES,
+    images: ImageMaker | None = None,
 ) -> PublishReport:
     """Stage ``path`` as a Hub dataset folder and commit it (or only stage it, for a dry run)."""
     variant = "no_reasoning" if no_reasoning else "merged" if merged else ""
@@ -114,6 +125,7 @@ def publish_table(
             no_reasoning=no_reasoning,
             merged=merged,
             seqlen=_seqlen_report(settings, table, path, no_reasoning or merged),
+            license=settings.license,
         )
         configs = stage_folder(
             source,
@@ -125,12 +137,14 @@ def publish_table(
             token=settings.hf_token,
             # A derived table keeps its parent's split (kbpipe.hub.carry).
             planner=planner_for(path),
+            images=images,
         )
+        notes = [] if settings.license else [NO_LICENSE]
         new_files = _list_files(staging)
         if dry_run_dir is not None:
             dest = Path(dry_run_dir) / repo_id.split("/", 1)[1]
             ops = _stage_dry_run(staging, dest, new_files, repo_id, private, stats)
-            return PublishReport(repo_id, dest, configs, ops, dry_run=True)
+            return PublishReport(repo_id, dest, configs, ops, dry_run=True, notes=notes)
         hub = api if api is not None else api_factory(settings.hf_token)
         from huggingface_hub.errors import HfHubHTTPError
 
@@ -139,11 +153,26 @@ def publish_table(
         except (HfHubHTTPError, *transport_errors()) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             flags = " --no-reasoning" * no_reasoning + " --merged" * merged
+            later = settings.hint(f"`kbpipe upload {table}{flags}`", "`make publish`")
             raise KbpipeError(
                 f"publishing {repo_id} failed ({first}); no commit was made and {path} is "
-                f"kept: publish it later with `kbpipe upload {table}{flags}`"
+                f"kept: publish it later with {later}"
             ) from None
-        return PublishReport(repo_id, None, configs, ops, dry_run=False)
+        return PublishReport(repo_id, None, configs, ops, dry_run=False, notes=notes)
+
+
+def unpublished_marker(table: Path) -> Path:
+    """The file beside a table whose upload failed after it was written."""
+    table = Path(table)
+    return table.with_name(table.name + ".unpublished")
+
+
+def mark_unpublished(table: Path, repo_id: str, error: str) -> Path:
+    """Leave the marker that `kbpipe status` reports and `kbpipe upload` clears.
+    `error` must be redacted already: the marker is a file anyone may read."""
+    marker = unpublished_marker(table)
+    write_json({"repo_id": repo_id, "error": error}, marker)
+    return marker
 
 
 def _stage_dry_run(
@@ -174,8 +203,10 @@ def stage_folder(
     max_shard_bytes: int = MAX_SHARD_BYTES,
     token: str | None = None,
     planner: Planner = plan_splits,
+    images: ImageMaker | None = None,
 ) -> list[StagedConfig]:
-    """Write the shards and README.md of one Hub dataset repo into ``folder``."""
+    """Write the shards, the card's images and README.md of one Hub dataset repo into
+    ``folder``."""
     schema = hub_schema(parquet_schema(source))
     rows = RowSummary()
     configs = write_configs(
@@ -187,6 +218,9 @@ def stage_folder(
         observer=rows.observer,
         planner=planner,
     )
+    if images is not None:
+        drawn = images(folder / "images")
+        ctx.images = [(i.path.relative_to(folder).as_posix(), i.title, i.alt) for i in drawn]
     readme = render_readme(ctx, configs, schema, rows)
     if token and token in readme:
         # The card quotes the command line and parameters; a token must never reach the Hub.

@@ -30,12 +30,17 @@ _JSON_PATTERNS = ["*.jsonl", "*.json", "README.md"]
 _NOT_DATA = {"dataset_infos.json", "dataset_info.json", "dataset_dict.json", "state.json"}
 
 
+class HubUnreachable(InputError):
+    """The Hub cannot be reached and nothing is cached: a step may use a local stand-in."""
+
+
 def resolve_input(
     given: str | Path | None,
     *,
     default_local: Path | None,
     default_repo: str | None,
     settings: Settings,
+    make_hint: str | None = None,
 ) -> ResolvedInput:
     """Pick a step's input: -i (local or hf://), else the local default, else the Hub default.
 
@@ -52,7 +57,7 @@ def resolve_input(
     if default_local is not None and default_local.exists():
         return ResolvedInput([default_local], str(default_local))
     if default_repo is not None:
-        return pull_table(f"hf://datasets/{default_repo}", settings)
+        return pull_table(f"hf://datasets/{default_repo}", settings, make_hint=make_hint)
     raise InputError(f"{default_local}: no such file; pass -i PATH")
 
 
@@ -64,13 +69,18 @@ def parse_hub_uri(uri: str) -> tuple[str, str | None]:
     return match.group(1), match.group(2)
 
 
-def pull_table(uri: str, settings: Settings) -> ResolvedInput:
-    """Download (or find in the cache) a Hub dataset's data files for a step to read."""
+def pull_table(uri: str, settings: Settings, *, make_hint: str | None = None) -> ResolvedInput:
+    """Download (or find in the cache) a Hub dataset's data files for a step to read.
+
+    `make_hint` names the make variable that gives a local file instead (`INPUT=...`),
+    for the messages of a run started by make.
+    """
     repo_id, revision = parse_hub_uri(uri)
-    folder = _snapshot(uri, repo_id, revision, _PARQUET_PATTERNS, settings)
+    local = _local_hint(settings, make_hint)
+    folder = _snapshot(uri, repo_id, revision, _PARQUET_PATTERNS, settings, local)
     files = _data_files(folder)
     if not files:
-        folder = _snapshot(uri, repo_id, revision, _JSON_PATTERNS, settings)
+        folder = _snapshot(uri, repo_id, revision, _JSON_PATTERNS, settings, local)
         files = _data_files(folder)
     if not files:
         raise InputError(f"{uri}: the dataset has no Parquet or JSON data files")
@@ -88,8 +98,19 @@ def pull_table(uri: str, settings: Settings) -> ResolvedInput:
     return ResolvedInput([cache], uri, revision=commit)
 
 
+def _local_hint(settings: Settings, make_hint: str | None) -> str:
+    if make_hint and settings.from_make:
+        return f"set {make_hint}"
+    return "pass a local file with -i PATH (.parquet or .jsonl)"
+
+
 def _snapshot(
-    uri: str, repo_id: str, revision: str | None, patterns: list[str], settings: Settings
+    uri: str,
+    repo_id: str,
+    revision: str | None,
+    patterns: list[str],
+    settings: Settings,
+    local: str,
 ) -> Path:
     from huggingface_hub import errors as hf_errors
     from huggingface_hub import snapshot_download
@@ -113,12 +134,11 @@ def _snapshot(
     except hf_errors.IncompleteSnapshotError:
         raise InputError(
             f"{uri}: the cached copy is incomplete and the Hub cannot be reached; rerun online "
-            "or pass a local file with -i PATH (.parquet or .jsonl)"
+            f"or {local}"
         ) from None
     except (hf_errors.LocalEntryNotFoundError, *transport_errors()):
-        raise InputError(
-            f"{uri}: the Hugging Face Hub cannot be reached and nothing is cached for it; "
-            "pass a local file with -i PATH (.parquet or .jsonl)"
+        raise HubUnreachable(
+            f"{uri}: the Hugging Face Hub cannot be reached and nothing is cached for it; {local}"
         ) from None
     except hf_errors.HfHubHTTPError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -138,7 +158,7 @@ def transport_errors() -> tuple[type[BaseException], ...]:
 
 def _data_files(folder: Path) -> list[tuple[str, Path]]:
     """(split, path) of the data files, from the README's configs or the file names."""
-    from kbpipe.hub.cards import read_data_files
+    from kbpipe.hub.cardyaml import read_data_files
     from kbpipe.hub.splits import split_from_path, split_sort_key
 
     candidates = sorted(

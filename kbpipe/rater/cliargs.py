@@ -92,11 +92,6 @@ def add_rater_arguments(
     g.add_argument(
         "--fresh", action="store_true", help="ignore answers already in the journal and ask again"
     )
-    g.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print how many requests would be sent and their prompt tokens; send nothing",
-    )
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -104,6 +99,7 @@ def options_from_args(args: argparse.Namespace, settings: Settings) -> RaterOpti
     """The options, checked before any work: a missing key fails now, not after the input."""
     if args.max_retries < 0:
         raise ConfigError("--max-retries must be >= 0")
+    # --dry-run (every step's, kbpipe.cli) sends nothing, so it needs no key.
     if args.rater == "api" and not args.dry_run:
         require_api_key(settings)
     return RaterOptions(

@@ -212,3 +212,16 @@ def _entry(line: bytes) -> tuple[str, Answer] | None:
     if not all(isinstance(k, str) and type(v) is int for k, v in usage.items()):
         return None
     return key, Answer(text, usage)
+
+
+def read_answers(path: Path) -> dict[str, Answer]:
+    """key -> answer of a journal, read as a dry run may: no folder or file created,
+    no lock taken, a torn last line left as it is."""
+    answers: dict[str, Answer] = {}
+    if Path(path).is_file():
+        with open(path, "rb") as fh:
+            for line in fh:
+                entry = _entry(line)
+                if entry is not None:
+                    answers[entry[0]] = entry[1]
+    return answers

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from kbpipe.config import Settings, difficulty_order
 from kbpipe.errors import ConfigError
 from kbpipe.rater.errors import JournalWriteFailed, StopRun
-from kbpipe.rater.journal import Journal
+from kbpipe.rater.journal import Journal, read_answers
 from kbpipe.rater.policy import Endpoint, Retries, Sampling, Timeouts
+from kbpipe.rater.prices import Price, price_for
 
 # The engine (aiohttp) is imported where requests are made: the command line
 # and the offline backend do without it.
@@ -91,27 +92,58 @@ class TaskRun:
 
 @dataclass(frozen=True)
 class DryRunPlan:
+    """What a rater task would send: requests after the journal, tokens and dollars."""
+
+    task: str
+    backend: str
+    model: str
     rows: int
     cached: int
     to_send: int
     est_prompt_tokens: int
+    # Mean completion tokens of the journal's answers times the requests; None
+    # when the journal has none to go by (then only the max_tokens bound is known).
+    est_completion_tokens: int | None
     max_completion_tokens: int
-    journal: Path
+    journal: Path | None
+    price: Price | None = None
 
-    def lines(self, task: Task, model: str) -> list[str]:
+    def lines(self) -> list[str]:
+        if self.backend != "api":
+            return [
+                f"  {self.task}: {self.rows:,} rows rated by the {self.backend} rater: "
+                "0 requests, $0.00"
+            ]
+        completion = (
+            f"~{self.est_completion_tokens:,} completion tokens (the journal's mean per answer)"
+            if self.est_completion_tokens is not None
+            else f"at most {self.max_completion_tokens:,} completion tokens (max_tokens; no "
+            "answers in the journal to estimate from)"
+        )
         return [
-            f"{task.name}: dry run, nothing sent ({model})",
-            f"  rows {self.rows:,}; answered in the journal {self.cached:,}",
-            f"  would send {self.to_send:,} requests, ~{self.est_prompt_tokens:,} prompt tokens "
-            f"(estimated at 4 characters per token), at most "
-            f"{self.max_completion_tokens:,} completion tokens",
-            f"  journal {self.journal}",
+            f"  {self.task} ({self.model}): {self.rows:,} rows; answered in the journal "
+            f"{self.cached:,}; would send {self.to_send:,} requests",
+            f"    ~{self.est_prompt_tokens:,} prompt tokens (4 characters per token), {completion}",
+            f"    cost: {self._cost()}",
+            f"    journal {self.journal}",
         ]
+
+    def _cost(self) -> str:
+        if self.price is None:
+            return f"unknown for {self.model} (pass --price-per-mtok IN,OUT)"
+        per = f"at ${self.price.prompt:g}/${self.price.completion:g} per million tokens"
+        if self.est_completion_tokens is not None:
+            total = self.price.dollars(self.est_prompt_tokens, self.est_completion_tokens)
+            return f"~${total:,.2f} {per}"
+        low = self.price.dollars(self.est_prompt_tokens, 0)
+        high = self.price.dollars(self.est_prompt_tokens, self.max_completion_tokens)
+        return f"${low:,.2f} for the prompts, at most ${high:,.2f} in all, {per}"
 
 
 def journal_path(settings: Settings, task: Task) -> Path:
     # Under the run folder, not beside the output: a new -o keeps the cache.
-    return settings.model_dir / "journal" / f"{task.name}.jsonl"
+    # In the run folder even for a --limit/TEST_MODE run: the full run reuses its answers.
+    return settings.run_dir / "journal" / f"{task.name}.jsonl"
 
 
 def engine_config(task: Task, settings: Settings, options: RaterOptions) -> EngineConfig:
@@ -200,9 +232,10 @@ def _runner(task: Task, settings: Settings, options: RaterOptions, journal: Jour
 
 def require_api_key(settings: Settings) -> None:
     if not settings.api_key:
+        offline = settings.hint("use --rater offline", "set RATER=offline")
         raise ConfigError(
             "the api rater needs a key: set KBPIPE_API_KEY or PRIME_API_KEY (in .env or the "
-            "environment), or use --rater offline"
+            f"environment), or {offline}"
         )
 
 
@@ -242,23 +275,41 @@ def _run_offline(task: Task, payloads: Sequence[dict[str, Any]], params: dict[st
 
 
 def plan_task(
-    task: Task, payloads: Sequence[dict[str, Any]], settings: Settings, options: RaterOptions
+    task: Task,
+    payloads: Sequence[dict[str, Any]],
+    settings: Settings,
+    options: RaterOptions,
+    price: Price | None = None,
 ) -> DryRunPlan:
-    """`--dry-run`: count the requests the journal does not answer yet; send nothing."""
+    """`--dry-run`: count the requests the journal does not answer yet, and their tokens
+    and dollars. Sends nothing; reads the journal without creating or locking it."""
+    model = getattr(settings, task.model_field)
+    if options.backend != "api":
+        return DryRunPlan(
+            task.name, options.backend, "offline rules", len(payloads), 0, 0, 0, 0, 0, None
+        )
     jobs = _jobs(task, payloads)
     path = journal_path(settings, task)
-    with Journal(path) as journal:
-        runner = _runner(task, settings, options, journal)
-        settled, pending = runner.plan(jobs)
+    answers = read_answers(path)
+    runner = _runner(task, settings, options, answers)  # type: ignore[arg-type]
+    settled, pending = runner.plan(jobs)
     max_tokens = runner.config.sampling.max_tokens
     chars = sum(len(m["content"]) for job in pending for m in job.messages)
+    used = [
+        a.usage["completion_tokens"] for a in answers.values() if "completion_tokens" in a.usage
+    ]
     return DryRunPlan(
+        task=task.name,
+        backend="api",
+        model=model,
         rows=len(jobs),
         cached=len(settled),
         to_send=len(pending),
         est_prompt_tokens=chars // 4,
+        est_completion_tokens=round(len(pending) * sum(used) / len(used)) if used else None,
         max_completion_tokens=len(pending) * max_tokens,
         journal=path,
+        price=price_for(model, price),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ import polars as pl
 
 from kbpipe.config import Settings
 from kbpipe.errors import InputError
-from kbpipe.hub.pull import resolve_input
+from kbpipe.hub.pull import HubUnreachable, resolve_input
 from kbpipe.io.lineage import ResolvedInput, StepResult
+from kbpipe.io.plan import StepPlan
 from kbpipe.io.tables import read_table, write_table
 from kbpipe.rater.cliargs import add_rater_arguments, options_from_args
 from kbpipe.rater.specs import DEFAULT_ANSWER_FORMAT, SPECS, training_prompt
@@ -32,6 +34,8 @@ from kbpipe.rater.tasks import report_lines as rater_report_lines
 COLUMNS = ("prompt", "module_name", "python_code", "triton_code", "uuid")
 SOURCE_COLUMNS = COLUMNS[1:]
 MISSING_CODE = "python_code_missing"
+# What step 2 reads when the Hub is unreachable and nothing is published.
+STANDIN = "bundled KernelBook stand-in (the sample modules of kbpipe.sample)"
 
 EXAMPLES = """examples:
   kbpipe prompts --no-upload                  # GPUMODE/KernelBook -> synthetic prompts, LLM
@@ -67,11 +71,46 @@ def _payloads(df: pl.DataFrame) -> list[dict[str, Any]]:
     return df.select("module_name", "python_code").to_dicts()
 
 
-def plan_prompts(
-    inputs: ResolvedInput, settings: Settings, options: RaterOptions, limit: int | None = None
-) -> Any:
-    df = read_kernelbook(inputs.paths, limit)
-    return plan_task(SPECS, _usable(_payloads(df)), settings, options)
+def plan(args: argparse.Namespace, inputs: None, output: Path, settings: Settings) -> StepPlan:
+    """`--dry-run`: the KernelBook rows and the spec requests the journal does not answer."""
+    options = options_from_args(args, settings)
+    limit = settings.limit(args.limit)
+    df = read_kernelbook(_kernelbook(args, settings).paths, limit)
+    usable = _usable(_payloads(df))
+    step = StepPlan("prompts", df.height, output, limit=limit)
+    if len(usable) < df.height:
+        step.details.append(f"rows without PyTorch code (rejected): {df.height - len(usable):,}")
+    step.requests.append(plan_task(SPECS, usable, settings, options, args.price_per_mtok))
+    return step
+
+
+def _kernelbook(args: argparse.Namespace, settings: Settings) -> ResolvedInput:
+    """-i, else KERNELBOOK_REPO from the Hub; when the Hub cannot be reached and the
+    table would not be published, the bundled stand-in, said in one line."""
+    try:
+        return resolve_input(
+            args.input,
+            default_local=None,
+            default_repo=settings.kernelbook_repo,
+            settings=settings,
+            make_hint="KERNELBOOK=<a local KernelBook table>",
+        )
+    except HubUnreachable:
+        # Specs of the sample modules must never be published as KernelBook's.
+        sends = args.upload and args.hub_dry_run is None and not settings.partial_rows
+        if args.input is not None or (sends and not args.dry_run):
+            raise
+    path = settings.cache_dir / "standin" / "kernelbook.parquet"
+    if not path.is_file():
+        from kbpipe.sample.generator import write_kernelbook
+
+        write_kernelbook(path)
+    print(
+        f"prompts: the Hub cannot be reached; using the {STANDIN} ({path}) instead of "
+        f"{settings.kernelbook_repo}",
+        file=sys.stderr,
+    )
+    return ResolvedInput([path], STANDIN)
 
 
 def _usable(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -97,7 +136,7 @@ def generate_prompts(
         output=output,
         rows_in=df.height,
         inputs=inputs.lineage(),
-        params={"limit": limit, "answer_format": answer_format},
+        params={"limit": limit, "answer_format": answer_format, "kernelbook": inputs.source},
     )
     payloads = _payloads(df)
     uuids = df.get_column("uuid").to_list()
@@ -168,14 +207,8 @@ def execute(
     args: argparse.Namespace, inputs: None, output: Path, settings: Settings
 ) -> StepResult | None:
     options = options_from_args(args, settings)
-    resolved = resolve_input(
-        args.input, default_local=None, default_repo=settings.kernelbook_repo, settings=settings
-    )
+    resolved = _kernelbook(args, settings)
     limit = settings.limit(args.limit)
-    if args.dry_run:
-        plan = plan_prompts(resolved, settings, options, limit)
-        print("\n".join(plan.lines(SPECS, settings.spec_model)))
-        return None
     return generate_prompts(
         resolved, output, settings, options, answer_format=args.answer_format, limit=limit
     )

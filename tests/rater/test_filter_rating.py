@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -125,8 +126,11 @@ def test_dry_run_sends_and_writes_nothing(
         assert main(filter_argv(evals, server.url, "--dry-run")) == 0
         assert server.stats.requests == 0
     printed = capsys.readouterr().out
-    assert "would send 114 requests" in printed
-    assert not (cwd / "f.parquet").exists()
+    kept = re.search(r"kept by reward > 0.85: (\d+) rows", printed)
+    assert kept and f"would send {kept.group(1)} requests" in printed
+    assert "cost: $" in printed and "at $1.75/$14 per million tokens" in printed
+    # Nothing written: no output, no scratch folder, no journal folder.
+    assert sorted(p.name for p in cwd.iterdir()) == []
 
 
 def test_bad_key_stops_with_a_plain_message_and_no_output(

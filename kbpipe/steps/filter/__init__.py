@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from kbpipe.steps.filter.reward import RewardFilter, filter_by_reward, summary_l
 # `--rater none` is a DuckDB-only step and starts in a fraction of the time
 # (tests/steps/test_filter.py pins the modules it imports).
 if TYPE_CHECKING:
+    from kbpipe.io.plan import StepPlan
     from kbpipe.rater.tasks import RaterOptions
     from kbpipe.steps.filter.rating import JudgeOptions
 
@@ -138,6 +140,8 @@ def _check_rater(rater: str) -> None:
 
 
 READS = "source"
+# Under make, the evals table comes from converting INPUT (or the Hub without it).
+MAKE_INPUT_HINT = "INPUT=<vf-eval JSONL> (or build the evals table first)"
 WRITES = ("filtered", "")
 
 
@@ -157,20 +161,6 @@ def execute(
         from kbpipe.rater.cliargs import options_from_args
 
         options = options_from_args(args, settings)
-    if options is not None and args.dry_run:
-        from kbpipe.rater.judge import JUDGE
-        from kbpipe.steps.filter.rating import plan_judge
-
-        plan = plan_judge(
-            inputs,
-            output,
-            settings,
-            options,
-            limit=settings.limit(args.limit),
-            judge_options=_judge_options(args),
-        )
-        print("\n".join(plan.lines(JUDGE, settings.judge_model)))
-        return None
     return filter_step(
         inputs,
         output,
@@ -180,6 +170,41 @@ def execute(
         rater_options=options,
         judge_options=_judge_options(args) if options is not None else None,
     )
+
+
+def plan(
+    args: argparse.Namespace, inputs: ResolvedInput, output: Path, settings: Settings
+) -> StepPlan:
+    """`--dry-run`: the reward filter's counts and the judge's requests; writes nothing."""
+    from kbpipe.io.plan import StepPlan
+
+    limit = settings.limit(args.limit)
+    step = StepPlan("filter", None, output, limit=limit)
+    # A plain connection: a session would make a spill folder beside the output.
+    with closing(sql.connect()) as con:
+        table = sql.open_input(con, sql.as_resolved(inputs).paths)
+        with sql.reading(table.label):
+            reward = filter_by_reward(con, table, threshold=settings.reward_threshold, limit=limit)
+            step.rows_in = reward.n_rows
+            step.details.append(
+                f"kept by reward > {settings.reward_threshold}: {reward.n_kept:,} rows"
+            )
+            if args.rater != "none":
+                from kbpipe.rater.cliargs import options_from_args
+                from kbpipe.steps.filter.rating import check_judge_inputs, plan_judge
+
+                check_judge_inputs(table)
+                options = options_from_args(args, settings)
+                judge = plan_judge(
+                    con,
+                    reward.kept,
+                    settings,
+                    options,
+                    judge_options=_judge_options(args),
+                    price=args.price_per_mtok,
+                )
+                step.requests.append(judge)
+    return step
 
 
 def _judge_options(args: argparse.Namespace) -> JudgeOptions:

@@ -37,8 +37,8 @@ from kbpipe.io import sql
 from kbpipe.io.lineage import StepResult
 from kbpipe.io.tables import ROW_GROUP_ROWS, BatchWriter, atomic_output, table_format
 from kbpipe.rater.judge import JUDGE
+from kbpipe.rater.prices import Price
 from kbpipe.rater.tasks import DryRunPlan, RaterOptions, TaskRun, plan_task, run_task
-from kbpipe.steps.filter.reward import filter_by_reward
 from kbpipe.verify.extract import AUTO, extract_solution, formats_for, message_text
 
 # `--on-unrated`: what becomes of a row the judge gave no rating.
@@ -129,24 +129,18 @@ def check_judge_inputs(table: sql.InputTable) -> None:
 
 
 def plan_judge(
-    inputs: sql.StepInput,
-    near: Path,
+    con: duckdb.DuckDBPyConnection,
+    kept: duckdb.DuckDBPyRelation,
     settings: Settings,
     options: RaterOptions,
     *,
-    limit: int | None = None,
     judge_options: JudgeOptions | None = None,
+    price: Price | None = None,
 ) -> DryRunPlan:
-    """`kbpipe filter --dry-run`: reward-filter, then count the judge requests the journal
-    does not answer yet. Sends nothing and writes nothing."""
+    """`kbpipe filter --dry-run`: the judge requests the journal does not answer yet for
+    the rows the reward filter kept. Sends nothing and writes nothing."""
     fmt = (judge_options or JudgeOptions()).answer_format
-    resolved = sql.as_resolved(inputs)
-    with sql.session(near) as con:
-        table = sql.open_input(con, resolved.paths)
-        with sql.reading(table.label):
-            check_judge_inputs(table)
-            reward = filter_by_reward(con, table, threshold=settings.reward_threshold, limit=limit)
-            return plan_task(JUDGE, judge_payloads(con, reward.kept, fmt), settings, options)
+    return plan_task(JUDGE, judge_payloads(con, kept, fmt), settings, options, price)
 
 
 def rate_kept(
