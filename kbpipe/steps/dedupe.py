@@ -30,7 +30,6 @@ from kbpipe.io import sql, sql_output
 from kbpipe.io.lineage import ResolvedInput, StepResult
 
 DUPLICATE = "duplicate_module"
-NEAR_DUPLICATE = "near_duplicate_module"
 TOP_N = 10
 
 EXAMPLES = """examples:
@@ -97,8 +96,7 @@ def dedupe(
             result.rows_out = sql_output.write_ordered(
                 con, best, output, n_rows=n_unique, row_bytes=table.row_bytes
             )
-            reason = NEAR_DUPLICATE if near_duplicates else DUPLICATE
-            result.drop(reason, result.rows_in - result.rows_out)
+            result.drop(DUPLICATE, result.rows_in - result.rows_out)
             result.metrics |= _summary(con)
     return result.finish(settings)
 

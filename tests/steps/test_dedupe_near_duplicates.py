@@ -50,7 +50,7 @@ def test_keeps_the_best_row_per_cluster_and_adds_module_cluster(
     assert [r["example_id"] for r in table] == [3, 2, 5]
     clusters = [r["module_cluster"] for r in table]
     assert len(set(clusters)) == 3 and clusters[2] == "module:NoCode"
-    assert result.dropped == {"near_duplicate_module": 3}
+    assert result.dropped == {"duplicate_module": 3}
     stats = json.loads(sidecar(out, "stats").read_text())
     assert stats["metrics"]["clusters"]["cluster_sizes"] == {"1": 1, "2": 1}
     assert stats["params"]["near_duplicates"] is True
