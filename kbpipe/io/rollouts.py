@@ -13,7 +13,8 @@ episodes, rows without reasoning), is `kbpipe.io.vfeval`'s.
 Required, else the line is bad: `example_id` (an integer), `prompt` and
 `completion` (lists of messages, each with a string `role` and a string or
 null `content`), `reward` (a finite number) and `info` (an object with a
-string `module_name`, which dedupe and the module split key on). Null when
+string `module_name`, which dedupe and the module split key on), nesting at
+most `MAX_NESTING` levels deep (checked before pyarrow sees the row). Null when
 absent: `task`, `answer`, the three timings (also read from a `timing`
 object), `speedup_reward` and `num_turns` (also read from a `metrics`
 object), and a message's `reasoning`. Other top-level keys are dropped.
@@ -36,6 +37,8 @@ from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
+
+from kbpipe.io.tables import MAX_NESTING, nesting_depth
 
 _STRING = pa.string()
 _FLOAT = pa.float64()
@@ -291,6 +294,14 @@ def _maybe_big_int(value: Any) -> bool:
     return False
 
 
+def _too_deep() -> BadRow:
+    return BadRow(
+        "too deep",
+        f"nests deeper than {MAX_NESTING} levels of objects and lists; kbpipe reads at most "
+        f"{MAX_NESTING}",
+    )
+
+
 class Chunk:
     """The good rows of one chunk of lines, with their line numbers and example_ids."""
 
@@ -311,6 +322,9 @@ class Chunk:
         for lineno, raw in lines:
             try:
                 parsed = loads(raw)
+            except RecursionError:
+                self.bad.append((lineno, _fish_example_id(raw), _too_deep(), raw))
+                continue
             except ValueError as exc:  # JSONDecodeError and bad UTF-8 alike
                 self.bad.append(
                     (
@@ -322,11 +336,18 @@ class Chunk:
                 )
                 continue
             try:
-                self.rows.append(read(parsed))
+                row = read(parsed)
+                # Before pyarrow or DuckDB see it: both fail hard on deep nesting.
+                if nesting_depth(row) > MAX_NESTING:
+                    raise _too_deep()
+            except RecursionError:
+                self.bad.append((lineno, _example_id(parsed), _too_deep(), raw))
+                continue
             except BadRow as exc:
                 example_id = _example_id(parsed)
                 self.bad.append((lineno, example_id, exc, raw))
                 continue
+            self.rows.append(row)
             self.linenos.append(lineno)
             self.with_trajectory.append(bool(parsed.get("trajectory")))
             extra = parsed.keys() - read_keys
