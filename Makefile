@@ -86,6 +86,10 @@ SYNTHETIC := $(OUT)/synthetic_prompts.parquet
 SEQLEN    := $(OUT)/seqlen_filtered.json
 AUDITED   := $(OUT)/audited_dataset.parquet
 VERIFIED  := $(OUT)/verified_dataset.parquet
+DECONTAMINATED := $(OUT)/decontaminated_dataset.parquet
+# decontaminate's KernelBench: empty means the Hub dataset ScalingIntelligence/KernelBench;
+# a local copy in its layout works offline (the demo uses data/kernelbench).
+KERNELBENCH ?=
 VERIFY_CODE = $(wildcard kbpipe/verify/*.py)
 # `make verified`'s options, e.g. VERIFY_FLAGS="--gpus 0,1 --atol 1e-3 --rtol 1e-3".
 VERIFY_FLAGS ?=
@@ -98,7 +102,7 @@ QWEN3_TOKENIZER := $(QWEN3_DIR)/tokenizer.json
 # otherwise it pulls {HF_ORG}/kernelbook-{DATA_MODEL}-evals from the Hub.
 FILTER_SOURCE := $(if $(or $(INPUT),$(wildcard $(EVALS))),$(EVALS))
 
-all: $(FILTERED) $(AUDITED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) ## run steps 1-4 and the audit (convert first when INPUT= names a vf-eval file)
+all: $(FILTERED) $(AUDITED) $(DECONTAMINATED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) ## run steps 1-4, the audit and decontaminate (convert first when INPUT= names a vf-eval file)
 	@unpublished="$$(cd $(OUT) && ls *.unpublished 2>/dev/null || true)"; \
 	if [ -n "$$unpublished" ]; then \
 	  echo "make: built, but the upload failed for: $${unpublished//.unpublished/}; retry with: make publish"; \
@@ -123,7 +127,8 @@ $(SYNTHETIC): $(KERNELBOOK) kbpipe/steps/prompts.py $(RATER_CODE) $(CODE) $(STAM
 	  $(KEEP_IF_UNPUBLISHED)
 	$(call BUILT,synthetic)
 
-$(UNIQUE): $(FILTERED) kbpipe/steps/dedupe.py $(wildcard sql/dedupe/*.sql) $(DUCKDB_CODE) $(CODE)
+$(UNIQUE): $(FILTERED) kbpipe/steps/dedupe.py $(wildcard sql/dedupe/*.sql kbpipe/codematch/*.py) \
+           $(DUCKDB_CODE) $(CODE)
 	$(KBPIPE) dedupe -i $< -o $@ $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
 
 $(SEQLEN): $(FILTERED) kbpipe/steps/seqlen.py $(wildcard kbpipe/tokens/*.py) $(CODE) $(STAMPS)/seqlen \
@@ -135,6 +140,12 @@ $(SEQLEN): $(FILTERED) kbpipe/steps/seqlen.py $(wildcard kbpipe/tokens/*.py) $(C
 $(AUDITED): $(FILTERED) kbpipe/steps/audit.py $(VERIFY_CODE) $(CODE) $(STAMPS)/answers
 	$(KBPIPE) audit -i $< -o $@ $(ANSWER_FLAGS) $(UPLOAD_FLAGS) $(KEEP_IF_UNPUBLISHED)
 	$(call BUILT,answers,audited)
+
+$(DECONTAMINATED): $(FILTERED) $(if $(KERNELBENCH),$(wildcard $(KERNELBENCH) $(KERNELBENCH)/data/*.parquet)) \
+                   kbpipe/steps/decontaminate.py $(wildcard kbpipe/codematch/*.py sql/decontaminate/*.sql) \
+                   $(DUCKDB_CODE) $(CODE)
+	$(KBPIPE) decontaminate -i $< -o $@ $(if $(KERNELBENCH),--benchmark $(KERNELBENCH)) $(UPLOAD_FLAGS) \
+	  $(KEEP_IF_UNPUBLISHED)
 
 # Needs torch, triton and a CUDA GPU, so it is not in `all`; on a GPU machine
 # without the kbpipe environment, `PYTHONPATH=. python -m kbpipe.verify` does the same.
@@ -158,7 +169,8 @@ seqlen: $(SEQLEN) ## step 4: token lengths and recommended seq_len -> seqlen_fil
 no-reasoning: $(OUT)/filtered_no_reasoning.parquet $(OUT)/unique_no_reasoning.parquet ## step 5: strip reasoning from filtered and unique
 audited: $(AUDITED) ## extra: static reward-hack audit of each solution -> audited_dataset.parquet
 verified: $(VERIFIED) ## extra (GPU): re-run each kernel against its reference -> verified_dataset.parquet
-.PHONY: evals filtered unique synthetic seqlen no-reasoning audited verified
+decontaminated: $(DECONTAMINATED) ## extra: flag rows whose module is a KernelBench problem (KERNELBENCH=path) -> decontaminated_dataset.parquet
+.PHONY: evals filtered unique synthetic seqlen no-reasoning audited verified decontaminated
 
 # The report shows whatever the run folder holds (missing tables are noted on
 # the page) and never builds a table: it depends on the stats file each step
@@ -185,14 +197,16 @@ $(SAMPLE): $(wildcard kbpipe/sample/*.py) $(VENV_STAMP)
 demo: $(SAMPLE) ## run the whole pipeline offline on the bundled sample (DATA_MODEL=demo)
 	$(MAKE) --no-print-directory demo-chain DATA_MODEL=demo INPUT=$(SAMPLE) \
 	  KERNELBOOK=$(SAMPLE_DIR)/kernelbook.parquet RATER=offline FILTER_RATER=offline \
-	  SEQLEN_TOKENIZER=$(QWEN3_DIR) UPLOAD=0 HUB_DRY_RUN=0 TEST_MODE=false USE_SYNTHETIC_PROMPTS=false
+	  SEQLEN_TOKENIZER=$(QWEN3_DIR) UPLOAD=0 HUB_DRY_RUN=0 TEST_MODE=false USE_SYNTHETIC_PROMPTS=false \
+	  KERNELBENCH=data/kernelbench
 	$(if $(filter 1,$(HUB_DRY_RUN)),$(MAKE) --no-print-directory publish DATA_MODEL=demo HUB_DRY_RUN=1 \
 	  TEST_MODE=false USE_SYNTHETIC_PROMPTS=false)
 
-demo-chain: $(EVALS) $(FILTERED) $(AUDITED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) \
+demo-chain: $(EVALS) $(FILTERED) $(AUDITED) $(DECONTAMINATED) $(SYNTHETIC) $(UNIQUE) $(SEQLEN) \
             $(OUT)/filtered_no_reasoning.parquet $(OUT)/unique_no_reasoning.parquet \
             $(OUT)/filtered_merged_no_reasoning.parquet
 	$(KBPIPE) query "select difficulty, count(*) as n_rows, round(avg(reward), 3) as mean_reward from filtered group by 1 order by 1"
+	$(KBPIPE) query "select info.module_name, benchmark_match, count(*) as n_rows from decontaminated where contaminated group by all order by 2"
 .PHONY: demo-chain
 
 # The demo's synthetic-prompt run: the sample re-asked with the offline task specs
