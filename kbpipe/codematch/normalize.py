@@ -8,17 +8,22 @@
   house style, not the computation.
 - Docstrings, bare string statements, comments and type annotations go;
   `super(Cls, self)` becomes `super()`.
-- Classes become `C0, C1, ...` and module-level functions `f0, ...` in order of
-  definition; each function's arguments and locals become `v0, v1, ...` in
-  order of first appearance; attributes a class sets on `self` (and its own
-  method names) become `a0, ...`; module-level constants `g0, ...`. Keyword
-  arguments of calls to the module's own functions, classes and methods become
-  the parameter's position (`p0, ...`), so renaming a parameter leaves its
-  callers' keywords in step.
-- Import aliases are spelled out (`F.relu` -> `torch.nn.functional.relu`,
-  `nn.Module` -> `torch.nn.Module`), so `import ... as` choices and import
-  order do not matter; every other attribute name (`torch.matmul`, `x.view`,
-  `self.conv.weight`) and every literal is kept: they are the computation.
+- Classes become `C$0, C$1, ...` and module-level functions `f$0, ...` in
+  order of definition; each function's arguments and locals become `v$0, v$1,
+  ...` in order of first appearance (nested functions share their enclosing
+  function's numbering); attributes a class sets on `self` (and its own method
+  names) become `a$0, ...`; module-level constants `g$0, ...` by first use.
+  `$` cannot occur in Python names, so a placeholder never meets a real one.
+  Keyword arguments of calls to the module's own functions, classes and
+  methods become the parameter's position (`p$0, ...`), so renaming a
+  parameter leaves its callers' keywords in step. A keyword passed to a
+  submodule held in an attribute (`self.block(x, mask=m)`) keeps its name:
+  which class the attribute holds is not known without running `__init__`.
+- Import aliases of top-level imports are spelled out (`F.relu` ->
+  `torch.nn.functional.relu`, `nn.Module` -> `torch.nn.Module`), so
+  `import ... as` choices and import order do not matter; every other
+  attribute name (`torch.matmul`, `x.view`, `self.conv.weight`) and every
+  literal is kept: they are the computation.
 
 The rewritten tree is printed with `ast.unparse` (one canonical layout) and
 split by a small lexer; indentation changes and line ends become the tokens

@@ -104,15 +104,7 @@ def decontaminate(
         table = sql.open_input(con, resolved.paths, limit=limit)
         table.require_struct_field("info", "python_code")
         with sql.reading(table.label):
-            codes = [code for (code,) in sql.run(con, "distinct_module_code").fetchall()]
-            verdicts = cm.match_codes(
-                codes,
-                index,
-                threshold=threshold,
-                min_shared=min_shared,
-                workers=workers or default_workers(),
-            )
-            con.register("code_verdicts", _verdict_table(codes, verdicts))
+            verdicts = _judge_modules(con, index, threshold, min_shared, workers)
             sql.run(con, "row_verdicts", drop=drop).create("row_verdicts")
             result.rows_in = table.n_rows
             result.metrics = _metrics(con, verdicts, len(problems))
@@ -127,6 +119,22 @@ def decontaminate(
             rejects = sql_output.iter_dicts(con, "contaminated_rejects") if drop else []
             result.drop(CONTAMINATED, result.write_rejects(rejects))
     return result.finish(settings)
+
+
+def _judge_modules(
+    con: Any, index: cm.BenchmarkIndex, threshold: float, min_shared: int, workers: int | None
+) -> list[cm.Contamination]:
+    """Match each distinct code once and register the verdicts as the table code_verdicts."""
+    codes = [code for (code,) in sql.run(con, "distinct_module_code").fetchall()]
+    verdicts = cm.match_codes(
+        codes,
+        index,
+        threshold=threshold,
+        min_shared=min_shared,
+        workers=workers or default_workers(),
+    )
+    con.register("code_verdicts", _verdict_table(codes, verdicts))
+    return verdicts
 
 
 def _verdict_table(codes: list[str], verdicts: list[cm.Contamination]) -> pa.Table:
