@@ -10,12 +10,16 @@ missing as (
     select unnest($input_rows::bigint[]) as input_row
 ),
 
-final as (
+rejected as (
     select
         'no solution in ' || $answer_format || ' format in any assistant message' as reason,
         rollouts.*
     from rollouts
     semi join missing using (input_row)
+),
+
+final as (
+    select * exclude (input_row) from rejected order by input_row
 )
 
-select * exclude (input_row) from final order by input_row
+select * from final
