@@ -87,9 +87,9 @@ SEQLEN    := $(OUT)/seqlen_filtered.json
 AUDITED   := $(OUT)/audited_dataset.parquet
 VERIFIED  := $(OUT)/verified_dataset.parquet
 DECONTAMINATED := $(OUT)/decontaminated_dataset.parquet
-# decontaminate's KernelBench: empty means the Hub dataset ScalingIntelligence/KernelBench;
-# a local copy in its layout works offline (the demo uses data/kernelbench).
-KERNELBENCH ?=
+# decontaminate's KernelBench (KERNELBENCH, from kbpipe config --make): the copy in
+# data/kernelbench by default, so `make all` runs offline; empty reads the Hub dataset
+# ScalingIntelligence/KernelBench.
 VERIFY_CODE = $(wildcard kbpipe/verify/*.py)
 # `make verified`'s options, e.g. VERIFY_FLAGS="--gpus 0,1 --atol 1e-3 --rtol 1e-3".
 VERIFY_FLAGS ?=
@@ -143,9 +143,10 @@ $(AUDITED): $(FILTERED) kbpipe/steps/audit.py $(VERIFY_CODE) $(CODE) $(STAMPS)/a
 
 $(DECONTAMINATED): $(FILTERED) $(if $(KERNELBENCH),$(wildcard $(KERNELBENCH) $(KERNELBENCH)/data/*.parquet)) \
                    kbpipe/steps/decontaminate.py $(wildcard kbpipe/codematch/*.py sql/decontaminate/*.sql) \
-                   $(DUCKDB_CODE) $(CODE)
+                   $(DUCKDB_CODE) $(CODE) $(STAMPS)/decontaminated
 	$(KBPIPE) decontaminate -i $< -o $@ $(if $(KERNELBENCH),--benchmark $(KERNELBENCH)) $(UPLOAD_FLAGS) \
 	  $(KEEP_IF_UNPUBLISHED)
+	$(call BUILT,decontaminated)
 
 # Needs torch, triton and a CUDA GPU, so it is not in `all`; on a GPU machine
 # without the kbpipe environment, `PYTHONPATH=. python -m kbpipe.verify` does the same.
@@ -212,6 +213,8 @@ demo-chain: $(EVALS) $(FILTERED) $(AUDITED) $(DECONTAMINATED) $(SYNTHETIC) $(UNI
 # The demo's synthetic-prompt run: the sample re-asked with the offline task specs
 # as prompts and answered in their BEGIN_PYTHON/END_PYTHON format, then merged
 # with the base run (answer tags) and stripped of reasoning, both formats at once.
+# (A synthetic-prompt run's own folder is SYNTH_OUT: it has the rules above, not these.)
+ifneq ($(USE_SYNTHETIC_PROMPTS),true)
 SYNTH_OUT    := $(OUTPUT_DIR)/$(DATA_MODEL)-synthetic-prompts
 SYNTH_SAMPLE := $(SAMPLE_DIR)/kernelbook-env-synthetic.jsonl
 MERGED       := $(OUT)/filtered_merged.parquet
@@ -234,6 +237,7 @@ $(MERGED): $(FILTERED) $(SYNTH_OUT)/filtered_dataset.parquet kbpipe/steps/merge.
 # The merged table stripped has no Hub repo of its own: built here, never published.
 $(OUT)/filtered_merged_no_reasoning.parquet: $(MERGED) $(STRIP_CODE)
 	$(KBPIPE) strip-reasoning filtered -i $< -o $@ --no-upload
+endif
 
 # Publishing only: nothing is rebuilt. It is also how a failed upload (kbpipe
 # exit 3, a .unpublished marker beside the table) is retried. The demo never

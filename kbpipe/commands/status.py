@@ -149,13 +149,17 @@ def _check_settings(entry: Entry, built: Path, now: dict[str, str]) -> None:
 
 
 def _rows(path: Path) -> int | None:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    """Rows of a table or seqlen report; None for what cannot be read (a half-copied file)."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
-    if path.suffix == ".json":
-        report = json.loads(path.read_text(encoding="utf-8"))
-        return report.get("rows") if isinstance(report, dict) else None
+            return pq.ParquetFile(path).metadata.num_rows
+        if path.suffix == ".json":
+            report = json.loads(path.read_text(encoding="utf-8"))
+            return report.get("rows") if isinstance(report, dict) else None
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        return None
     return None
 
 

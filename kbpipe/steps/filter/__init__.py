@@ -179,16 +179,16 @@ def plan(
     from kbpipe.io.plan import StepPlan
 
     limit = settings.limit(args.limit)
-    step = StepPlan("filter", None, output, limit=limit)
+    # --limit keeps the first N rows that pass the threshold; every row is read.
+    step = StepPlan("filter", None, output)
     # A plain connection: a session would make a spill folder beside the output.
     with closing(sql.connect()) as con:
         table = sql.open_input(con, sql.as_resolved(inputs).paths)
         with sql.reading(table.label):
             reward = filter_by_reward(con, table, threshold=settings.reward_threshold, limit=limit)
             step.rows_in = reward.n_rows
-            step.details.append(
-                f"kept by reward > {settings.reward_threshold}: {reward.n_kept:,} rows"
-            )
+            kept = f"kept by reward > {settings.reward_threshold}: {reward.n_passing:,} rows"
+            step.details.append(kept + (f"; --limit keeps the first {limit:,}" if limit else ""))
             if args.rater != "none":
                 from kbpipe.rater.cliargs import options_from_args
                 from kbpipe.steps.filter.rating import check_judge_inputs, plan_judge
