@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from kbpipe.config import Settings, table_spec
+from kbpipe.config import TABLES, Settings, table_spec
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.hub.publish import ImageMaker, publish_table, unpublished_marker
 from kbpipe.io.lineage import StepResult, describe_input
@@ -28,7 +28,8 @@ EXAMPLES = """examples:
   kbpipe upload filtered --merged              # filtered_merged.parquet, configs base/synthetic/all
   kbpipe upload all --dry-run outputs/glm4_7/hub   # stage every built table, send nothing"""
 
-PUBLISHED = ("source", "filtered", "unique", "synthetic", "verified")
+# Every table of the run (kbpipe.config.TABLES), in pipeline order.
+PUBLISHED = tuple(TABLES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
