@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -109,3 +110,30 @@ def test_rows_without_code_are_kept_clean(
 def test_a_benchmark_folder_without_parquet_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no Parquet files"):
         resolve_benchmark(str(tmp_path), Settings())
+
+
+def test_the_hub_benchmark_comes_through_the_hub_cache(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    from kbpipe.codematch.contamination import DEFAULT_BENCHMARK, load_benchmark
+
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    # the Hub dataset's layout: one file per level split, declared in the card
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = cache / "datasets--ScalingIntelligence--KernelBench" / "snapshots" / commit
+    shutil.copytree(KERNELBENCH / "data", snapshot / "data")
+    splits = "".join(f"  - split: level_{n}\n    path: data/level_{n}-*\n" for n in range(1, 5))
+    card = f"---\nconfigs:\n- config_name: default\n  data_files:\n{splits}---\n"
+    (snapshot / "README.md").write_text(card)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text(commit)
+
+    resolved = resolve_benchmark(DEFAULT_BENCHMARK, settings)
+
+    assert resolved.revision == commit
+    problems = load_benchmark(resolved.paths)
+    assert len(problems) == 270 and problems[-1].key.startswith("level_4/")
