@@ -65,8 +65,11 @@ def settled(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # Drops that are what a step is for: a threshold, --limit, dedupe, a length cap,
-# decontamination. Any other drop (an API failure, an unparseable answer, a bad
-# row) is a loss, which `kbpipe` fails on past --max-reject-rate.
+# and the checks a user asked to drop by (decontaminate --drop, audit
+# --drop-flagged, verify --drop-failed, dedupe --require-verified): a failed
+# check is a verdict on the row, not a row lost. Any other drop (an API failure,
+# an unparseable answer, a bad row) is a loss, which `kbpipe` fails on past
+# --max-reject-rate.
 INTENDED_DROPS = frozenset(
     {
         "reward_at_or_below_threshold",
@@ -74,6 +77,9 @@ INTENDED_DROPS = frozenset(
         "duplicate_module",
         "over_seq_len",
         "kernelbench_match",
+        "audit_flagged",
+        "verify_failed",
+        "not_verified",
     }
 )
 

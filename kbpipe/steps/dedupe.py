@@ -12,6 +12,10 @@ token stream, `kbpipe.codematch.minhash`; `--similarity 0.85`), the best row
 per cluster is kept, and the output carries the `module_cluster` column, which
 the `module` split then assigns by, so no cluster straddles train/validation.
 The stats hold the cluster size distribution.
+
+`--require-verified` chooses among the rows `kbpipe verify` passed only (the
+verified table, `--verified PATH`, paired by example_id): the same rules on
+those rows, and every other row is dropped as `not_verified`.
 """
 
 from __future__ import annotations
@@ -25,17 +29,19 @@ import duckdb
 from kbpipe.codematch.minhash import DEFAULT_SIMILARITY, module_clusters
 from kbpipe.codematch.streams import default_workers
 from kbpipe.config import Settings
-from kbpipe.errors import InputError
+from kbpipe.errors import ConfigError, InputError
 from kbpipe.io import sql, sql_output
 from kbpipe.io.lineage import ResolvedInput, StepResult
 
 DUPLICATE = "duplicate_module"
+NOT_VERIFIED = "not_verified"
 TOP_N = 10
 
 EXAMPLES = """examples:
   kbpipe dedupe --no-upload                 # outputs/$DATA_MODEL/filtered -> unique
   kbpipe dedupe -i filtered.parquet -o unique.parquet --no-upload
-  kbpipe dedupe --near-duplicates --similarity 0.9 --no-upload   # best row per code cluster"""
+  kbpipe dedupe --near-duplicates --similarity 0.9 --no-upload   # best row per code cluster
+  kbpipe dedupe --require-verified --no-upload   # best row per module among verified rows"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +63,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--workers", type=int, default=None, metavar="N", help="processes (default: CPUs)"
     )
+    v = parser.add_argument_group("verified rows")
+    v.add_argument(
+        "--require-verified",
+        action="store_true",
+        help="choose among rows that kbpipe verify passed only; the others are dropped "
+        "as not_verified",
+    )
+    v.add_argument(
+        "--verified",
+        type=Path,
+        metavar="PATH",
+        help="the verified table to read (default: the run's verified_dataset.parquet)",
+    )
 
 
 def dedupe(
@@ -68,13 +87,17 @@ def dedupe(
     near_duplicates: bool = False,
     similarity: float = DEFAULT_SIMILARITY,
     workers: int | None = None,
+    verified: Path | None = None,
 ) -> StepResult:
-    """Write the best-reward row per `info.module_name` (or per near-duplicate cluster)."""
+    """Write the best-reward row per `info.module_name` (or per near-duplicate cluster);
+    with `verified` (a table written by `kbpipe verify`), among its verified rows only."""
     resolved = sql.as_resolved(inputs)
     output = Path(output)
     params: dict[str, Any] = {"limit": limit, "near_duplicates": near_duplicates}
     if near_duplicates:
         params["similarity"] = similarity
+    if verified is not None:
+        params["verified"] = str(verified)
     result = StepResult("dedupe", output=output, inputs=resolved.lineage(), params=params)
     with sql.session(output) as con:
         table = sql.open_input(con, resolved.paths, limit=limit)
@@ -85,23 +108,52 @@ def dedupe(
             table.require_struct_field("info", "python_code")
         with sql.reading(table.label):
             if near_duplicates:
-                result.metrics["clusters"] = _cluster(con, similarity, workers)
+                result.metrics["clusters"] = _cluster(con, table, similarity, workers)
             _refuse_missing_rewards(con, table)
             result.rows_in = table.n_rows
             groups = "groups_by_cluster" if near_duplicates else "groups_by_module"
-            sql.run(con, groups).create_view("dedupe_groups")
+            n_candidates = _choose_among(con, groups, verified, result)
             sql.run(con, "unique_winners").create("unique_winners")
             [(n_unique,)] = con.table("unique_winners").count("*").fetchall()
             best = sql.run(con, "unique_best_per_module")
             result.rows_out = sql_output.write_ordered(
                 con, best, output, n_rows=n_unique, row_bytes=table.row_bytes
             )
-            result.drop(DUPLICATE, result.rows_in - result.rows_out)
+            result.drop(DUPLICATE, n_candidates - result.rows_out)
             result.metrics |= _summary(con)
     return result.finish(settings)
 
 
-def _cluster(con: duckdb.DuckDBPyConnection, similarity: float, workers: int | None) -> dict:
+def _choose_among(
+    con: duckdb.DuckDBPyConnection, groups: str, verified: Path | None, result: StepResult
+) -> int:
+    """Make `dedupe_groups`, the rows to choose among: every row, or the verified ones
+    (the rest dropped as not_verified). Returns how many there are."""
+    if verified is None:
+        sql.run(con, groups).create_view("dedupe_groups")
+        return result.rows_in
+    sql.run(con, groups).create_view("grouped_rows")
+    checked = sql.open_input(con, [verified], view="verified_rows")
+    checked.require("example_id", "verified")
+    with sql.reading(checked.label):
+        ambiguous = [row[0] for row in sql.run(con, "verified_ambiguous_examples").fetchall()]
+        if ambiguous:
+            raise InputError(
+                f"{checked.label}: has fewer rows than this input for example_id "
+                f"{sql.format_ids(ambiguous)}, each shared by several rollouts here, so "
+                "which of them passed is unknown; verify this table without --drop-failed "
+                "or --limit"
+            )
+        sql.run(con, "verified_groups").create("dedupe_groups")
+        [(n_verified,)] = con.table("dedupe_groups").count("*").fetchall()
+    result.drop(NOT_VERIFIED, result.rows_in - n_verified)
+    result.metrics["n_verified_rows"] = n_verified
+    return n_verified
+
+
+def _cluster(
+    con: duckdb.DuckDBPyConnection, table: sql.InputTable, similarity: float, workers: int | None
+) -> dict:
     """Make `input_rows` the input with module_cluster; return the cluster statistics."""
     import pyarrow as pa
 
@@ -111,7 +163,9 @@ def _cluster(con: duckdb.DuckDBPyConnection, similarity: float, workers: int | N
         "code_clusters",
         pa.table({"python_code": codes, "module_cluster": clusters.cluster_ids}),
     )
-    sql.run(con, "unclustered_rows")
+    # The input again under another name (views are lazy: nothing is read twice), so
+    # clustered_rows.sql can read it while taking the name input_rows.
+    sql.open_input(con, table.paths, view="unclustered_rows", limit=table.limit)
     sql.run(con, "clustered_rows").create_view("input_rows")
     return {
         "n_modules": clusters.n_distinct,
@@ -146,10 +200,15 @@ def _summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 def summary_lines(result: StepResult) -> list[str]:
     """The seed's FILTERING RESULTS block; top rows name the module (the seed printed 'Unknown')."""
     m = result.metrics
+    n_not_verified = result.dropped.get(NOT_VERIFIED, 0)
+    not_verified = (
+        [f"  not verified:            {n_not_verified:,}"] if "n_verified_rows" in m else []
+    )
     lines = [
         f"Original entries:          {result.rows_in:,}",
         f"Unique modules (kept):     {result.rows_out:,}",
         f"Entries removed:           {result.rows_in - result.rows_out:,}",
+        *not_verified,
         f"Reduction:                 {(1 - result.rows_out / result.rows_in) * 100:.1f}%",
         "",
         f"Entries with valid score:  {m['n_valid_score']:,}",
@@ -175,6 +234,24 @@ READS = "filtered"
 WRITES = ("unique", "")
 
 
+def check_args(args: argparse.Namespace, settings: Settings) -> None:
+    if args.verified is not None and not args.require_verified:
+        raise ConfigError("--verified names the table --require-verified reads; pass both")
+    path = _verified_table(args, settings)
+    if path is not None and not path.is_file():
+        build = settings.hint("`kbpipe verify`", "`make verified`")
+        raise InputError(
+            f"{path}: no such file; --require-verified reads the verified table: build it "
+            f"with {build}, or name one with --verified PATH"
+        )
+
+
+def _verified_table(args: argparse.Namespace, settings: Settings) -> Path | None:
+    if not args.require_verified:
+        return None
+    return Path(args.verified or settings.table_path("verified"))
+
+
 def execute(
     args: argparse.Namespace, inputs: ResolvedInput, output: Path, settings: Settings
 ) -> StepResult:
@@ -186,6 +263,7 @@ def execute(
         near_duplicates=args.near_duplicates,
         similarity=args.similarity,
         workers=args.workers,
+        verified=_verified_table(args, settings),
     )
 
 
