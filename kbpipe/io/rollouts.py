@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import orjson
 import pyarrow as pa
 
+from kbpipe.io.arrays import NotExact, typed_array
 from kbpipe.io.tables import MAX_NESTING, nesting_depth
 
 _STRING = pa.string()
@@ -402,6 +403,10 @@ def to_batch(chunk: Chunk, schema: pa.Schema) -> pa.RecordBatch | None:
     clash with the rest (a string where numbers were) moves to the bad rows.
     None when no row is left.
     """
+    if chunk.rows:
+        fast = _typed_batch(chunk.rows, schema)
+        if fast is not None:
+            return fast
     while chunk.rows:
         try:
             array = pa.array(chunk.rows)
@@ -413,6 +418,34 @@ def to_batch(chunk: Chunk, schema: pa.Schema) -> pa.RecordBatch | None:
             index, error = _first_clash(chunk.rows, schema)
             chunk.reject(index, error)
     return None
+
+
+def _typed_batch(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.RecordBatch | None:
+    """The batch `to_batch`'s inferring path gives, built column by column without
+    inference when the rows hold only the types it would infer anyway (the common
+    case: every row's fields of the evals schema's types, string-valued info keys).
+    None when a value is of another type, or a key is new: the inferring path decides.
+    """
+    # What pa.array would infer for info: its keys in order of first appearance,
+    # null where every value is null, else string (other values: the slow path).
+    infos = [row["info"] for row in rows]
+    shapes = {tuple(info) for info in infos}
+    keys = next(iter(shapes)) if len(shapes) == 1 else dict.fromkeys(k for s in shapes for k in s)
+    info_fields = []
+    for key in keys:
+        kinds = {type(info.get(key)) for info in infos}
+        if not kinds <= {str, type(None)}:
+            return None
+        info_fields.append((key, _STRING if str in kinds else pa.null()))
+    inferred = pa.schema(
+        [*(f for f in SCHEMA if f.name != "info"), ("info", pa.struct(info_fields))]
+    )
+    try:
+        target = _widen(schema, pa.struct(list(inferred)))
+        columns = [typed_array([row[f.name] for row in rows], f.type) for f in target]
+    except (NotExact, *_ARROW_ERRORS):
+        return None
+    return pa.RecordBatch.from_arrays(columns, schema=target)
 
 
 def _widen(schema: pa.Schema, row_type: pa.StructType) -> pa.Schema:
