@@ -75,6 +75,10 @@ class RunFolder:
         self._removed.discard(dest)
         self._staged[dest] = tmp
 
+    def staged(self, dest: Path) -> Path | None:
+        """The finished file waiting to be put at `dest`, if any."""
+        return self._staged.get(_absolute(dest))
+
     def discard(self, dest: Path) -> None:
         """Delete `dest` (a stale side file) at `publish()`, and any staged version of it."""
         dest = _absolute(dest)
@@ -297,6 +301,17 @@ def covering(dest: Path) -> RunFolder | None:
         return None
     folder = Path(dest).parent.resolve()
     return next((run for run in reversed(_active) if run.folder == folder), None)
+
+
+def staged_file(dest: Path) -> Path:
+    """Where `dest`'s new content is now: its staged file while an active run holds it.
+
+    A step that reads back what it wrote (to plot it) must read this: until the
+    run publishes, `dest` itself is the previous version, or nothing.
+    """
+    run = covering(dest)
+    staged = run.staged(dest) if run is not None else None
+    return staged or Path(dest)
 
 
 def active_output() -> Path | None:

@@ -11,6 +11,11 @@ also leaves them out of the table. Results are journaled under
 
 The same run works without the kbpipe CLI (no polars or duckdb) as
 `PYTHONPATH=. python -m kbpipe.verify INPUT -o OUTPUT` on a GPU machine.
+
+The step also draws measured speed-up against the harness's `speedup_reward`
+(the report's chart) as `<stem>.speedup.png` beside the output, when
+matplotlib is installed; `python -m kbpipe.verify` does not, as the report
+sits above the verify package.
 """
 
 from __future__ import annotations
@@ -18,10 +23,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from kbpipe.config import Settings
 from kbpipe.io.lineage import ResolvedInput, StepResult
-from kbpipe.io.tables import sidecar
+from kbpipe.io.scratch import staged_file
+from kbpipe.io.tables import atomic_output, discard, sidecar, table_format
 from kbpipe.verify.cliargs import add_verify_arguments, options_from_args, summary_lines
 from kbpipe.verify.table import verify_table
 
@@ -62,7 +74,58 @@ def verify(
         result.drop(FAILED, summary["n_failed"])
     result.rejects = sidecar(output, "rejects") if summary["n_rejects"] else None
     result.metrics = {k: v for k, v in summary.items() if k not in ("rows_in", "rows_out")}
+    result.metrics["speedup_plot"] = write_speedup_plot(output)
     return result.finish(settings)
+
+
+def write_speedup_plot(output: Path) -> dict[str, Any]:
+    """Draw the verified rows' measured speed-up against their `speedup_reward` beside
+    `output`; `{"path", "n_rows"}`, or `{"skipped": why}`."""
+    dest = output.with_name(f"{output.stem}.speedup.png")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        skipped = "matplotlib is not installed (pip install 'kbpipe[plot]')"
+    else:
+        measured, reward = _speedup_points(output)
+        skipped = "" if measured.size else "no verified row has speedup_measured and speedup_reward"
+    if skipped:
+        discard(dest)  # one left by an earlier run would describe other rows
+        return {"skipped": skipped}
+    import kbpipe.report.charts as charts
+
+    with charts.style():
+        chart = charts.speedup_scatter(measured, reward)
+    with atomic_output(dest) as tmp:
+        tmp.write_bytes(chart.png)
+    return {"path": str(dest), "n_rows": len(measured)}
+
+
+def _speedup_points(output: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Measured speed-up and speedup_reward of the verified rows where both are finite."""
+    table = _read_columns(output, ("verified", "speedup_measured", "speedup_reward"))
+    if table.num_columns < 3:  # an input without speedup_reward (not from the harness)
+        return np.zeros(0), np.zeros(0)
+    measured, reward = (pc.cast(table[c], pa.float64()) for c in table.column_names[1:])
+    keep = pc.fill_null(
+        pc.and_(table["verified"], pc.and_(pc.is_finite(measured), pc.is_finite(reward))), False
+    )
+    return measured.filter(keep).to_numpy(), reward.filter(keep).to_numpy()
+
+
+def _read_columns(output: Path, names: tuple[str, ...]) -> pa.Table:
+    """`names` of the output just written (those it has, in that order), read where it
+    waits to be published."""
+    path = staged_file(output)
+    if path.stat().st_size == 0:  # an empty JSONL table, which pyarrow refuses to read
+        return pa.table({})
+    if table_format(output) == "jsonl":
+        import pyarrow.json as pj
+
+        table = pj.read_json(path)
+    else:
+        table = pq.read_table(path, columns=[n for n in names if n in pq.read_schema(path).names])
+    return table.select([n for n in names if n in table.column_names])
 
 
 READS = "filtered"
@@ -76,4 +139,9 @@ def execute(
 
 
 def report_lines(result: StepResult) -> list[str]:
-    return summary_lines({**result.metrics, "rows_in": result.rows_in})
+    plot = result.metrics.get("speedup_plot") or {}
+    if "path" in plot:
+        line = f"speedup plot: {plot['path']} ({plot['n_rows']:,} verified rows)"
+    else:
+        line = f"speedup plot: skipped, {plot.get('skipped', 'not drawn')}"
+    return [*summary_lines({**result.metrics, "rows_in": result.rows_in}), line]

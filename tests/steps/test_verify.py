@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -56,3 +57,60 @@ def test_drop_failed_counts_the_dropped_rows(table: Path, tmp_path: Path, settin
     assert pq.read_table(out, columns=["example_id"]).column(0).to_pylist() == [0]
     assert (result.rows_in, result.rows_out, result.dropped) == (3, 1, {"verify_failed": 2})
     assert json.loads(sidecar(out, "stats").read_text())["dropped"] == {"verify_failed": 2}
+
+
+def _timed(speedup: float) -> str:
+    return f"<answer>def check():\n    return {{'speedup_measured': {speedup}}}\n</answer>"
+
+
+@pytest.fixture
+def timed_table(tmp_path: Path, evals_row, to_parquet) -> Path:
+    rows = [
+        evals_row(0, 0.9, "Add", content=_timed(2.0), speedup_reward=0.4),
+        evals_row(1, 0.9, "Mul", content=_timed(0.5), speedup_reward=0.1),
+        evals_row(2, 0.9, "Relu", content=f"<answer>{FAIL}</answer>", speedup_reward=0.3),
+        evals_row(3, 0.9, "Tanh", content=_timed(1.5), speedup_reward=None),
+    ]
+    return to_parquet(rows, tmp_path / "filtered.parquet")
+
+
+def test_verify_plots_measured_speedup_against_speedup_reward_beside_the_output(
+    timed_table: Path, tmp_path: Path, run_step, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["-i", str(timed_table), "--runner", "standin", "--drop-failed"]
+    # --drop-failed's drop is intended: a quarter of the rows failing is no loss
+    assert run_step("verify", *argv, outputs=tmp_path) == 0
+    plot = tmp_path / "m" / "verified_dataset.speedup.png"
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    # rows 0 and 1: verified, with a measured speed-up and a speedup_reward
+    assert f"speedup plot: {plot} (2 verified rows)" in capsys.readouterr().out
+    stats = json.loads(sidecar(plot.with_name("verified_dataset.parquet"), "stats").read_text())
+    assert stats["metrics"]["speedup_plot"] == {"path": str(plot), "n_rows": 2}
+
+
+def test_without_matplotlib_the_plot_is_skipped_in_one_line(
+    timed_table: Path,
+    tmp_path: Path,
+    run_step,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stale = tmp_path / "m" / "verified_dataset.speedup.png"
+    stale.parent.mkdir()
+    stale.write_bytes(b"a plot of other rows")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    assert run_step("verify", "-i", str(timed_table), "--runner", "standin", outputs=tmp_path) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("speedup plot")]
+    assert lines == [
+        "speedup plot: skipped, matplotlib is not installed (pip install 'kbpipe[plot]')"
+    ]
+    assert not stale.exists()
+
+
+def test_no_plot_when_no_row_has_a_speedup_reward(
+    table: Path, tmp_path: Path, run_step, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_step("verify", "-i", str(table), "--runner", "standin", outputs=tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "speedup plot: skipped, no verified row has speedup_measured and speedup_reward" in out
+    assert not (tmp_path / "m" / "verified_dataset.speedup.png").exists()
