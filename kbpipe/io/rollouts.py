@@ -32,6 +32,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -218,17 +219,22 @@ def read_chunks(
     chunk: list[tuple[int, memoryview]] = []
     size = rows = 0
     with open(path, "rb", buffering=0) as fh:
-        for lineno, raw in enumerate(_lines(fh, hasher), 1):
-            if limit is not None and rows >= limit:
-                break
-            if _is_blank(raw):
-                continue
-            chunk.append((lineno, raw))
-            size += len(raw)
-            rows += 1
-            if len(chunk) >= batch_rows or size >= batch_bytes:
-                yield chunk
-                chunk, size = [], 0
+        lines = _lines(_blocks(fh, hasher))
+        try:
+            for lineno, raw in enumerate(lines, 1):
+                if limit is not None and rows >= limit:
+                    break
+                if _is_blank(raw):
+                    continue
+                chunk.append((lineno, raw))
+                size += len(raw)
+                rows += 1
+                if len(chunk) >= batch_rows or size >= batch_bytes:
+                    yield chunk
+                    chunk, size = [], 0
+        finally:
+            # Closing the generators hashes the block read ahead, in order.
+            lines.close()
         if hasher is not None:
             while block := fh.read(READ_BYTES):
                 hasher.update(block)
@@ -236,20 +242,49 @@ def read_chunks(
         yield chunk
 
 
-def _lines(fh: Any, hasher: Hasher | None) -> Iterator[memoryview]:
-    tail = b""
-    while block := fh.read(READ_BYTES):
-        if hasher is not None:
-            hasher.update(block)
-        data = tail + block if tail else block
-        view = memoryview(data)
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            yield view[start : end + 1]
-            start = end + 1
-        tail = data[start:]
-    if tail:
-        yield memoryview(tail)
+def _blocks(fh: Any, hasher: Hasher | None) -> Iterator[bytes]:
+    """The file's blocks, each hashed; the next one is read on a thread (the read
+    releases the GIL) while the caller parses this one."""
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(fh.read, READ_BYTES)
+        block = b""
+        try:
+            while block := ahead.result():
+                ahead = pool.submit(fh.read, READ_BYTES)
+                if hasher is not None:
+                    hasher.update(block)
+                yield block
+        finally:
+            if block and hasher is not None:
+                # Stopped early: the block read ahead belongs to the fingerprint too.
+                hasher.update(ahead.result())
+
+
+def _lines(blocks: Iterator[bytes]) -> Iterator[memoryview]:
+    """Lines as views on the blocks; only a line that straddles two blocks is copied."""
+    tail: list[bytes] = []
+    try:
+        for block in blocks:
+            view = memoryview(block)
+            start = 0
+            if tail:
+                end = block.find(b"\n")
+                if end < 0:
+                    tail.append(block)
+                    continue
+                tail.append(block[: end + 1])
+                yield memoryview(b"".join(tail))
+                tail, start = [], end + 1
+            while (end := block.find(b"\n", start)) >= 0:
+                yield view[start : end + 1]
+                start = end + 1
+            if start < len(block):
+                tail.append(block[start:])
+        if tail:
+            yield memoryview(b"".join(tail))
+    finally:
+        if hasattr(blocks, "close"):
+            blocks.close()
 
 
 def _is_blank(raw: memoryview) -> bool:
