@@ -23,6 +23,7 @@ import yaml
 from kbpipe.config import difficulty_order
 from kbpipe.hub import columns
 from kbpipe.hub.cardyaml import TAGS, front_matter, size_category
+from kbpipe.hub.checks_card import checks_section
 from kbpipe.hub.provenance import lineage_chain, make_command, public, tokenizer_name
 from kbpipe.hub.splits import StagedConfig
 
@@ -131,6 +132,7 @@ def render_readme(
         *_contents(ctx, configs),
         *_provenance(ctx),
         *_stages(ctx.stats),
+        *checks_section(ctx.stats),
         *_difficulty(rows),
         *_rewards(rows),
         *_seqlen(ctx.seqlen),
