@@ -47,8 +47,11 @@ ifeq ($(wildcard $(KBPIPE)),)
 $(info make: creating .venv first, so that make reads the settings through kbpipe)
 _ := $(shell $(MAKE) --no-print-directory setup >&2)
 endif
+# --notes: say once, at the top level, why nothing will be published (not for
+# goals that publish nothing anyway).
+QUIET_GOALS := demo report status clean sql publish
 _SETTINGS := $(shell env $(MAKEOVERRIDES) KBPIPE_FROM_MAKE=1 $(KBPIPE) config --make --stamps \
-               $(if $(filter 0,$(MAKELEVEL)),--notes))
+               $(if $(and $(filter 0,$(MAKELEVEL)),$(filter-out $(QUIET_GOALS),$(MAKECMDGOALS))),--notes))
 ifneq ($(.SHELLSTATUS),0)
 $(error kbpipe config --make failed: fix the setting named above)
 endif
