@@ -6,7 +6,7 @@ that compresses like real reasoning (bench.data). Each variant runs REPEATS
 times (BENCH_REPEATS, default 3), in turn with the others, and the table
 shows each one's median wall time and highest peak RSS. kbpipe/floor is the
 figure the targets are about; BENCH_SCALING=1 adds convert and seqlen at 1x,
-3x and 6x the rows.
+3x and 6x the rows (BENCH_SCALING=only: that alone).
 """
 
 from __future__ import annotations
@@ -175,18 +175,42 @@ def _evals_jsonl(evals: Path) -> Path:
 
 
 def _scaling(work: Path) -> None:
-    print("\n== scaling: wall s and peak RSS MB at 1x / 3x / 6x the rows")
+    """convert and seqlen at 1x, 3x and 6x the rows: medians of REPEATS interleaved runs
+    (highest peak RSS), with convert's parse floor at each size and time per 1,000 rows."""
+    print(f"\n== scaling: wall s (median of {REPEATS}) and peak RSS MB at 1x / 3x / 6x the rows")
+    print(
+        f"  {'':>3} {'rows':>7} | {'convert s':>9} {'MB':>5} {'s/1k':>5} {'floor s':>7}"
+        f" {'kb/floor':>8} | {'seqlen s':>8} {'MB':>5} {'rows in':>7} {'s/1k':>5} | load"
+    )
     for factor in (1, 3, 6):
         rows = N_ROWS * factor
         src, evals = rollouts_jsonl(rows), evals_parquet(rows)
-        conv = measure("convert", _kbpipe("convert", src, "-o", work / f"scale{rows}.parquet"))
         filtered = work / f"scale{rows}_filtered.parquet"
         measure("filter", _kbpipe("filter", "--rater", "none", "-i", evals, "-o", filtered))
-        seq = measure("seqlen", seqlen_step(filtered, work).kbpipe, env=_ENV)
+        n_filtered = _row_count(filtered)
+        step = convert_step(src, work)
+        runs: dict[str, list[Measurement]] = {"convert": [], "floor": [], "seqlen": []}
+        for _ in range(REPEATS):
+            runs["convert"].append(measure("convert", step.kbpipe))
+            runs["floor"].append(measure("floor", step.floor))
+            runs["seqlen"].append(measure("seqlen", seqlen_step(filtered, work).kbpipe, env=_ENV))
+        conv, floor, seq = (median_of(runs[k]) for k in ("convert", "floor", "seqlen"))
         print(
-            f"  {factor}x {rows:>7,} rows: convert {conv.wall_s:7.2f} s {conv.peak_rss_mb:6.0f} MB"
-            f" | seqlen {seq.wall_s:7.2f} s {seq.peak_rss_mb:6.0f} MB"
+            f"  {factor}x {rows:>7,} | {conv.wall_s:>9.2f} {conv.peak_rss_mb:>5.0f}"
+            f" {conv.wall_s / rows * 1000:>5.2f} {floor.wall_s:>7.2f}"
+            f" {conv.wall_s / floor.wall_s:>7.2f}x | {seq.wall_s:>8.2f} {seq.peak_rss_mb:>5.0f}"
+            f" {n_filtered:>7,} {seq.wall_s / n_filtered * 1000:>5.2f} | {_load()}",
+            flush=True,
         )
+
+
+def _row_count(path: Path) -> int:
+    cmd = _base("print_ids", path)
+    return len(json.loads(measure("ids", cmd).stdout.strip().splitlines()[-1]))
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def run() -> None:
@@ -197,7 +221,15 @@ def run() -> None:
         f"evals table {evals.stat().st_size / 1e6:,.0f} MB; reasoning column zstd ratio "
         f"{reasoning_zstd_ratio(evals):.1f}x (real GLM-4.5 reasoning ~8.5x)"
     )
+    print(f"load average (1/5/15 min) at the start: {_load()} on {os.cpu_count()} cores")
     work = Path(tempfile.mkdtemp(prefix="steps-", dir=DATA_DIR))
+    if os.environ.get("BENCH_SCALING") == "only":  # the scaling check alone
+        try:
+            if _tokenizer():
+                _scaling(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         steps = [convert_step(src, work), *table_steps(evals, jsonl, work)]
         if _tokenizer():
@@ -210,11 +242,11 @@ def run() -> None:
         results = []
         for step in steps:
             print(f"  timing {step.name} ...", flush=True)
-            repeats = 1 if step.name.startswith("seqlen") else REPEATS
-            timed = _timed(step, repeats)
+            timed = _timed(step, REPEATS)
             results.append((step, timed, _same_ids(*step.same) if step.same else None))
         _print_table(results)
-        print("  (seqlen: floor = tiktoken batch encoding of pre-rendered texts; one run each)")
+        print("  (seqlen: floor = tiktoken batch encoding of pre-rendered texts)")
+        print(f"  load average (1/5/15 min) at the end: {_load()} on {os.cpu_count()} cores")
         if os.environ.get("BENCH_SCALING"):
             _scaling(work)
     finally:
