@@ -268,6 +268,7 @@ def test_status_says_what_is_built_with_which_settings_and_what_is_stale(tree: P
 
     later = status(tree, "--json", REWARD_THRESHOLD="0.9")
     assert _entry(later, "filtered")["stale"] == ["settings changed: REWARD_THRESHOLD 0.85 -> 0.9"]
+    assert _entry(later, "unique")["stale"] == ["made from filtered, which is stale"]
     assert _entry(later, "synthetic")["stale"] == []
     # What make would rebuild, status calls stale; what make leaves, it does not.
     assert set(planned(tree, "all", REWARD_THRESHOLD="0.9")) >= {"filter", "dedupe"}

@@ -123,6 +123,8 @@ def collect(settings: Settings, values: dict[str, str]) -> list[Entry]:
             up = entries.get(name)
             if up is not None and up.built is not None and up.built > entry.built:
                 entry.stale.append(f"{name} was rebuilt after it")
+            elif up is not None and up.stale:
+                entry.stale.append(f"made from {name}, which is stale")
         marker = unpublished_marker(entry.path)
         if marker.is_file():
             entry.unpublished = json.loads(marker.read_text(encoding="utf-8")).get("repo_id")
@@ -140,12 +142,18 @@ def _check_settings(entry: Entry, built: Path, now: dict[str, str]) -> None:
     if entry.built > built.stat().st_mtime + 60:
         entry.notes.append("rebuilt outside make after this")
     changed = [
-        f"{k} {entry.settings.get(k) or '(empty)'} -> {v or '(empty)'}"
+        f"{k} {_shown(entry.settings, k)} -> {v or '(empty)'}"
         for k, v in now.items()
         if entry.settings.get(k, "") != v
     ]
     if changed:
         entry.stale.append("settings changed: " + ", ".join(changed))
+
+
+def _shown(settings: dict[str, str], name: str) -> str:
+    if name not in settings:
+        return "(not used)"
+    return settings[name] or "(empty)"
 
 
 def _rows(path: Path) -> int | None:

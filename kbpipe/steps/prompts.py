@@ -35,7 +35,7 @@ COLUMNS = ("prompt", "module_name", "python_code", "triton_code", "uuid")
 SOURCE_COLUMNS = COLUMNS[1:]
 MISSING_CODE = "python_code_missing"
 # What step 2 reads when the Hub is unreachable and nothing is published.
-STANDIN = "bundled KernelBook stand-in (the sample modules of kbpipe.sample)"
+STANDIN = "bundled KernelBook stand-in (the modules of kbpipe.sample)"
 
 EXAMPLES = """examples:
   kbpipe prompts --no-upload                  # GPUMODE/KernelBook -> synthetic prompts, LLM
@@ -106,7 +106,7 @@ def _kernelbook(args: argparse.Namespace, settings: Settings) -> ResolvedInput:
 
         write_kernelbook(path)
     print(
-        f"prompts: the Hub cannot be reached; using the {STANDIN} ({path}) instead of "
+        f"prompts: the Hub cannot be reached; reading the {STANDIN} from {path} instead of "
         f"{settings.kernelbook_repo}",
         file=sys.stderr,
     )
