@@ -355,6 +355,7 @@ class Chunk:
         self.with_trajectory: list[bool] = []
         self.bad: list[tuple[int, Any, BadRow, memoryview]] = []
         self.dropped_keys: Counter[str] = Counter()
+        self._extra: dict[int, set[str]] = {}
         for lineno, raw in lines:
             try:
                 parsed = loads(raw)
@@ -372,10 +373,9 @@ class Chunk:
                 )
                 continue
             try:
+                # How deep the row nests is checked by `to_batch`, before pyarrow
+                # sees the row, and only where the inferring path is taken.
                 row = read(parsed)
-                # Before pyarrow or DuckDB see it: both fail hard on deep nesting.
-                if nesting_depth(row) > MAX_NESTING:
-                    raise _too_deep()
             except RecursionError:
                 self.bad.append((lineno, _example_id(parsed), _too_deep(), raw))
                 continue
@@ -389,6 +389,18 @@ class Chunk:
             extra = parsed.keys() - read_keys
             if extra:
                 self.dropped_keys.update(extra)
+                self._extra[lineno] = extra
+
+    def reject_too_deep(self) -> None:
+        """Move the rows nesting deeper than MAX_NESTING to the bad rows (pyarrow and
+        DuckDB both fail hard on deep nesting); their dropped keys are not counted."""
+        for index in reversed(range(len(self.rows))):
+            if nesting_depth(self.rows[index]) > MAX_NESTING:
+                for key in self._extra.get(self.linenos[index], ()):
+                    self.dropped_keys[key] -= 1
+                    if not self.dropped_keys[key]:
+                        del self.dropped_keys[key]
+                self.reject(index, _too_deep())
 
     def reject(self, index: int, error: BadRow) -> None:
         row = self.rows.pop(index)
@@ -439,9 +451,11 @@ def to_batch(chunk: Chunk, schema: pa.Schema) -> pa.RecordBatch | None:
     None when no row is left.
     """
     if chunk.rows:
+        # A row that passes here nests 3 levels at most (the evals schema's depth).
         fast = _typed_batch(chunk.rows, schema)
         if fast is not None:
             return fast
+    chunk.reject_too_deep()
     while chunk.rows:
         try:
             array = pa.array(chunk.rows)

@@ -19,6 +19,7 @@ from kbpipe.config import Settings
 from kbpipe.errors import InputError
 from kbpipe.io.lineage import StepResult
 from kbpipe.io.rollouts import COLUMNS
+from kbpipe.io.tables import MAX_NESTING
 from kbpipe.steps.convert import convert
 
 INFO = {
@@ -362,6 +363,21 @@ def test_skip_bad_writes_good_rows_and_a_rejects_file(tmp_path: Path, settings: 
     assert (stats["rows_in"], stats["rows_out"]) == (6, 3)
     assert stats["dropped"] == {"not JSON": 1, "wrong type": 2}
     assert result.rejects == tmp_path / "out" / "evals.rejects.jsonl"
+
+
+def test_a_too_deep_row_is_a_reject_whose_extra_keys_are_not_counted(
+    tmp_path: Path, settings: Settings
+) -> None:
+    deep: object = 1
+    for _ in range(MAX_NESTING + 5):
+        deep = [deep]
+    lines = [rollout(0, extra_col=1), rollout(1, extra_col=1, info={**INFO, "deep": deep})]
+    result, rows = run(tmp_path, settings, lines, skip_bad=True)
+    assert [r["example_id"] for r in rows] == [0]
+    assert result.metrics["dropped_input_fields"] == {"extra_col": 1}
+    assert result.metrics["info_fields"] == ["module_name", "python_code", "triton_code"]
+    rejects = [json.loads(x) for x in (tmp_path / "out" / "evals.rejects.jsonl").open()]
+    assert [(r["line"], r["example_id"], r["reason"]) for r in rejects] == [(2, 1, "too deep")]
 
 
 def test_skip_bad_with_only_bad_rows_is_an_error(tmp_path: Path, settings: Settings) -> None:
