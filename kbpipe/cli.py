@@ -414,23 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
-    parser, module = build_parser(command)
-    args = parser.parse_args(argv)
-    prog = f"kbpipe {args.command}"
+    prog = f"kbpipe {command}" if command in COMMANDS else "kbpipe"
     terminated = _terminate_cleanly()
     try:
-        settings = settings_from_args(args)
-        if not COMMANDS[args.command].step:
-            with mapped(reading=_given_input(args)):
-                return int(module.run(args, settings) or 0)
-        if args.limit is not None:
-            settings = settings.replace(row_limit=args.limit)
-        sends_nothing = args.hub_dry_run is not None or getattr(args, "dry_run", False) is True
-        sends_nothing |= settings.partial_rows is not None  # partial tables are never published
-        if args.upload and not sends_nothing and _table(module.WRITES, args) is not None:
-            # Fail before any work rather than after an hour of paid LLM calls.
-            settings.require_hf_token()
-        return run_step(module, args, settings)
+        return _run(command, argv)
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
@@ -443,6 +430,23 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a bug in kbpipe: its traceback is what a report needs
         print(f"{prog}: error: {redact(' '.join(str(error).split()))}", file=sys.stderr)
         return 1
+
+
+def _run(command: str | None, argv: list[str]) -> int:
+    parser, module = build_parser(command)  # imports the command's module: Ctrl-C-able too
+    args = parser.parse_args(argv)
+    settings = settings_from_args(args)
+    if not COMMANDS[args.command].step:
+        with mapped(reading=_given_input(args)):
+            return int(module.run(args, settings) or 0)
+    if args.limit is not None:
+        settings = settings.replace(row_limit=args.limit)
+    sends_nothing = args.hub_dry_run is not None or getattr(args, "dry_run", False) is True
+    sends_nothing |= settings.partial_rows is not None  # partial tables are never published
+    if args.upload and not sends_nothing and _table(module.WRITES, args) is not None:
+        # Fail before any work rather than after an hour of paid LLM calls.
+        settings.require_hf_token()
+    return run_step(module, args, settings)
 
 
 def _given_input(args: argparse.Namespace) -> str | None:

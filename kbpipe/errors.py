@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import re
 from collections.abc import Iterator
 
@@ -106,6 +107,10 @@ def is_interrupt(exc: BaseException) -> bool:
             return True
         if isinstance(e, RuntimeError) and "interrupted" in str(e).lower():
             return True
+        # DuckDB and pyarrow report a KeyboardInterrupt raised in a Python stream they
+        # were reading as an error of their own, quoting its traceback.
+        if "\nKeyboardInterrupt" in str(e):
+            return True
     return False
 
 
@@ -126,9 +131,8 @@ def is_library_error(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     """One line about a library or OS error, without the file (the caller knows it)."""
-    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
-        name = errno.errorcode.get(exc.errno, str(exc.errno))
-        return f"{exc.strerror.lower()} ({name})"
+    if isinstance(exc, OSError) and exc.errno in errno.errorcode:
+        return f"{os.strerror(exc.errno).lower()} ({errno.errorcode[exc.errno]})"
     if is_write_failure(exc):
         for word in _WRITE_WORDS:
             if word in str(exc).lower():

@@ -1,4 +1,4 @@
-"""`kbpipe upload`: publish a built table to the Hub, or stage it with --dry-run.
+"""`kbpipe upload`: publish a built table to the Hub, or stage it with --hub-dry-run.
 
 Steps publish their own output as they finish; this command (re)publishes a
 table that is already built, e.g. after a run with --no-upload, with another
@@ -19,14 +19,14 @@ from kbpipe.config import TABLES, Settings, table_spec
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.hub.publish import ImageMaker, publish_table, unpublished_marker
 from kbpipe.io.lineage import StepResult, describe_input
-from kbpipe.io.tables import sidecar, table_format
+from kbpipe.io.tables import reading_table, sidecar, table_format
 
 EXAMPLES = """examples:
   kbpipe upload filtered                       # outputs/glm4_7/filtered_dataset.parquet
   kbpipe upload unique --split legacy --private
   kbpipe upload filtered --no-reasoning        # filtered_no_reasoning.parquet
   kbpipe upload filtered --merged              # filtered_merged.parquet, configs base/synthetic/all
-  kbpipe upload all --dry-run outputs/glm4_7/hub   # stage every built table, send nothing"""
+  kbpipe upload all --hub-dry-run outputs/glm4_7/hub   # stage every built table, send nothing"""
 
 # Every table of the run (kbpipe.config.TABLES), in pipeline order.
 PUBLISHED = tuple(TABLES)
@@ -53,13 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument(
-        "--dry-run",
         "--hub-dry-run",
         dest="dry_run",
         type=Path,
         metavar="DIR",
-        help="write DIR/<repo-name>/ and DIR/<repo-name>.operations.json; send nothing",
+        help="write DIR/<repo-name>/ and DIR/<repo-name>.operations.json; send nothing "
+        "(the steps' --hub-dry-run)",
     )
+    # The older name: a step's --dry-run writes nothing at all, this writes the staged repo.
+    parser.add_argument("--dry-run", dest="dry_run", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--no-reasoning",
         action="store_true",
@@ -70,6 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="publish the merged base + synthetic-prompt table to the -merged repo",
     )
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="publish a table with no rows instead of refusing it",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError(
                 f"{settings.model_dir} holds a partial run (TEST_MODE, first "
                 f"{settings.partial_rows:,} rows): it never replaces the full tables on the "
-                "Hub; stage it with --dry-run DIR"
+                "Hub; stage it with --hub-dry-run DIR"
             )
         # Checked before reading anything, like the steps do.
         settings.require_hf_token()
@@ -86,18 +93,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     notes: dict[str, None] = {}
     for which, path, no_reasoning, merged in targets:
         split = _split_for(which, args.split, single=args.which != "all")
-        report = publish_table(
-            path,
-            settings,
-            table=which,
-            stats=_stats(path, settings),
-            split=split,
-            private=args.private,
-            dry_run_dir=args.dry_run,
-            no_reasoning=no_reasoning,
-            merged=merged,
-            images=card_images_for(settings, which, split),
-        )
+        with reading_table(path):  # a damaged or mislabelled file is one line naming it
+            stats = _stats(path, settings)
+            _refuse_empty(path, stats, args.allow_empty)
+            report = publish_table(
+                path,
+                settings,
+                table=which,
+                stats=stats,
+                split=split,
+                private=args.private,
+                dry_run_dir=args.dry_run,
+                no_reasoning=no_reasoning,
+                merged=merged,
+                images=card_images_for(settings, which, split),
+            )
         for line in report.summary_lines():
             print(line)
         notes.update(dict.fromkeys(report.notes))
@@ -125,6 +135,14 @@ def card_images_for(settings: Settings, table: str, split: str) -> ImageMaker | 
         return card_images(settings.model_dir, dest, table=charts, split_mode=split)
 
     return draw
+
+
+def _refuse_empty(path: Path, stats: dict[str, Any], allow_empty: bool) -> None:
+    if not stats.get("rows_out") and not allow_empty:
+        raise InputError(
+            f"{path}: has no rows; an empty dataset is not published (pass --allow-empty "
+            "to publish it anyway)"
+        )
 
 
 def _split_for(which: str, requested: str | None, *, single: bool) -> str:

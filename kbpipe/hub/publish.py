@@ -13,8 +13,6 @@ one staged and the new one does not have.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +32,11 @@ from kbpipe.hub.splits import (
     plan_splits,
     write_configs,
 )
+from kbpipe.io.scratch import replace_folder
 from kbpipe.io.tables import (
     file_sha256,
     parquet_schema,
+    scratch_dir,
     table_format,
     write_json,
 )
@@ -113,7 +113,8 @@ def publish_table(
         raise InputError(f"{path}: no such file to publish")
     stage_parent = Path(dry_run_dir) if dry_run_dir is not None else path.parent
     stage_parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".kbpipe-stage-", dir=stage_parent) as tmp:
+    # In the run's scratch folder beside the staged repo folder: swept if killed.
+    with scratch_dir(stage_parent / repo_id.split("/", 1)[1], "stage-") as tmp:
         staging = Path(tmp) / "repo"
         source = _as_parquet(path, Path(tmp))
         ctx = CardContext(
@@ -185,7 +186,7 @@ def _stage_dry_run(
 ) -> list[dict[str, Any]]:
     """Put the staged folder at ``dest`` (it stands for the repo) and write the commit beside it."""
     ops = _operations(new_files, _list_files(dest) if dest.is_dir() else [])
-    _replace_dir(staging, dest)
+    replace_folder(staging, dest)
     write_json(
         _commit_record(repo_id, private, stats, ops, dest),
         dest.with_name(dest.name + ".operations.json"),
@@ -338,13 +339,3 @@ def _commit_record(
         "commit_message": _commit_message(stats),
         "operations": ops,
     }
-
-
-def _replace_dir(new: Path, dest: Path) -> None:
-    """Put a staged folder in place of the previous one, never leaving a half folder."""
-    old = dest.with_name(f".{dest.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        dest.rename(old)
-    new.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)

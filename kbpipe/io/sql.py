@@ -27,7 +27,14 @@ from typing import Any
 
 import duckdb
 
-from kbpipe.errors import ConfigError, InputError, OutputError, describe, is_write_failure
+from kbpipe.errors import (
+    ConfigError,
+    InputError,
+    OutputError,
+    describe,
+    is_interrupt,
+    is_write_failure,
+)
 from kbpipe.io.lineage import ResolvedInput
 from kbpipe.io.scratch import active_output
 from kbpipe.io.tables import (
@@ -189,7 +196,7 @@ def reading(source: str | InputTable, paths: Sequence[Path] = ()) -> Iterator[No
         if is_write_failure(exc):
             where = active_output() or "the output"
             raise OutputError(f"{where}: cannot write: {describe(exc)}") from exc
-        if isinstance(exc, duckdb.InterruptException):
+        if is_interrupt(exc):
             raise KeyboardInterrupt from exc
         found = first_bad_jsonl_line(paths)
         raise InputError(found or f"{label}: {_first_line(exc)}") from exc
@@ -259,7 +266,8 @@ class InputTable:
                 f"{self.label}: column {column!r} has type {kind}; expected a struct "
                 f"with a {field!r} field"
             )
-        if string and children[field].id != "varchar":
+        # An all-null field has DuckDB's NULL type; a string one of any other rows is fine.
+        if string and children[field].id not in ("varchar", "null"):
             raise InputError(
                 f"{self.label}: {column}.{field} has type {children[field]}; expected a string"
             )

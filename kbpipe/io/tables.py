@@ -285,6 +285,9 @@ def _first_bad_line(path: Path, problem: Callable[[Any], str | None] | None) -> 
                 row = json.loads(raw)
             except RecursionError:
                 row, what = None, f"nests deeper than {MAX_NESTING} levels"
+            except json.JSONDecodeError as exc:  # its own "line 1 column N" would mislead
+                where = f"{exc.msg.removesuffix(' at')} at character {exc.pos + 1}"
+                row, what = None, f"not valid JSON ({where})"
             except ValueError as exc:
                 row, what = None, f"not valid JSON ({exc})"
             else:

@@ -201,7 +201,8 @@ def run_task(
         except JournalWriteFailed:
             raise
         except StopRun as exc:
-            exc.args = (f"{exc}; {_kept(journal, path)}",)
+            if len(journal):
+                exc.args = (f"{exc}; {_kept(journal, path)}",)
             raise
         except KeyboardInterrupt:
             print(f"\n{task.name}: interrupted; {_kept(journal, path)}", file=sys.stderr)

@@ -103,7 +103,7 @@ def dedupe(
         table = sql.open_input(con, resolved.paths, limit=limit)
         table.require("example_id")
         table.require_number("reward")
-        table.require_struct_field("info", "module_name")
+        table.require_struct_field("info", "module_name", string=True)
         if near_duplicates:
             table.require_struct_field("info", "python_code")
         with sql.reading(table.label):

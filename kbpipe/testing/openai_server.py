@@ -3,7 +3,9 @@
 The tests and the benchmark talk to this instead of a paid API: it answers
 `POST /v1/chat/completions` after `latency_ms`, and can be told to misbehave
 the way real endpoints do: 429 with Retry-After, 500, a hang past the client's
-timeout, a dropped connection, malformed JSON, an answer without tags, 401.
+timeout, a dropped connection, malformed JSON, an answer without tags, 401;
+go down for good after some requests (`down_after`); or quote the caller's
+Authorization header in its error bodies (`echo_auth`), as careless servers do.
 
 Faults are deterministic per message: the n-th time the server sees the same
 request body it draws from `Random((seed, body hash, n))`, and only the first
@@ -38,7 +40,7 @@ from aiohttp import web
 
 from kbpipe.config import DIFFICULTY_LEVELS
 
-FAULTS = ("429", "500", "hang", "drop", "malformed", "notag", "401")
+FAULTS = ("429", "500", "hang", "drop", "malformed", "notag", "400", "401")
 
 
 @dataclass
@@ -55,6 +57,11 @@ class Behaviour:
     # Answer as a rollout model: this content, and this reasoning_content (vLLM's field).
     reply: str | None = None
     reasoning: str | None = None
+    # Error bodies quote the request's Authorization header, as careless servers do.
+    echo_auth: bool = False
+    # After this many requests the endpoint "goes down": every later one gets `down_fault`.
+    down_after: int | None = None
+    down_fault: str = "500"
 
 
 @dataclass
@@ -64,6 +71,8 @@ class Stats:
     max_inflight: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     seen: Counter[str] = field(default_factory=Counter)
+    # body hash -> proper answers sent for it: more than one is an answer paid twice.
+    answered: Counter[str] = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +111,7 @@ class FakeOpenAI:
         # middleware chain cost more CPU per request than the client we benchmark.
         route = self._routes.get((request.method, request.path))
         if route is None:
+            self.stats.outcomes["no_route"] += 1
             return web.Response(status=404, text=f"no route {request.method} {request.path}")
         return await route(request)
 
@@ -134,9 +144,13 @@ class FakeOpenAI:
         self.stats.seen[body_hash] += 1
         if b.latency_ms:
             await asyncio.sleep(b.latency_ms / 1000)
+        said = f"; you sent Authorization: {request.headers.get('Authorization')}"
+        said = said if b.echo_auth else ""
         if b.force_status is not None:
-            return self._error(b.force_status, "forced status")
+            return self._error(b.force_status, "forced status" + said)
         fault = self._fault(body_hash, sighting)
+        if b.down_after is not None and self.stats.requests > b.down_after:
+            fault = b.down_fault
         if fault == "hang":
             self.stats.outcomes["hang"] += 1
             await asyncio.sleep(b.hang_s)
@@ -150,8 +164,8 @@ class FakeOpenAI:
             return web.Response(
                 body=b'{"choices": [{"message": {"content": "trunc', content_type="application/json"
             )
-        elif fault in ("429", "500", "401"):
-            return self._error(int(fault), f"injected {fault}")
+        elif fault in ("400", "401", "429", "500"):
+            return self._error(int(fault), f"injected {fault}{said}")
         request_body = json.loads(raw)
         messages = request_body.get("messages", [])
         prompt_chars = sum(len(m.get("content") or "") for m in messages)
@@ -160,6 +174,7 @@ class FakeOpenAI:
             text = "I think this one is fairly simple, but I forgot the tags."
         else:
             self.stats.outcomes["200"] += 1
+            self.stats.answered[body_hash] += 1
             text = b.reply if b.reply is not None else answer_text(body_hash)
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if b.reasoning is not None:
