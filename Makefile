@@ -67,7 +67,7 @@ OUT := $(RUN_DIR)
 # --- step flags ----------------------------------------------------------------
 UPLOAD_FLAGS = $(if $(filter 1,$(HUB_DRY_RUN)),--hub-dry-run $(OUT)/hub,$(if $(filter 1,$(UPLOAD)),,--no-upload)) --split $(SPLIT)
 # `make publish`: (re)publish every built table; HUB_DRY_RUN=1 stages them in $(OUT)/hub/<repo>/.
-PUBLISH_FLAGS = $(if $(filter 1,$(HUB_DRY_RUN)),--dry-run $(OUT)/hub,) --split $(SPLIT)
+PUBLISH_FLAGS = $(if $(filter 1,$(HUB_DRY_RUN)),--hub-dry-run $(OUT)/hub,) --split $(SPLIT)
 # kbpipe exits 3 when a table is written but its upload failed: the table is good
 # (kbpipe leaves a .unpublished marker beside it), so make keeps it and goes on.
 KEEP_IF_UNPUBLISHED = || [ $$? -eq 3 ]
