@@ -160,3 +160,17 @@ def test_tables_without_lineage_or_with_a_split_column_decide_their_own(tmp_path
     child = derive(parent, tmp_path / "c.parquet", list(range(9)), "dedupe")
     pq.write_table(pq.read_table(child).append_column("split", pa.array(["test"] * 9)), child)
     assert list(planner_for(child)(child, "legacy", None)) == ["test"]
+
+
+def test_decontaminated_table_follows_its_input_not_the_benchmark(tmp_path: Path) -> None:
+    # decontaminate reads the benchmark files too; they must not count as parents,
+    # or the table would decide its own split and could cross the filtered table's.
+    parent = write_table(tmp_path / "filtered.parquet", list(range(40)), ["M"] * 40)
+    bench = write_table(tmp_path / "level_1.parquet", [0], ["B"])
+    child = derive(parent, tmp_path / "decontaminated.parquet", list(range(40)), "decontaminate")
+    stats = json.loads(sidecar(child, "stats").read_text())
+    stats["inputs"].append({"path": str(bench), "role": "benchmark"})
+    sidecar(child, "stats").write_text(json.dumps(stats))
+    assert split_parents(child) == {None: parent}
+    parent_sides = sides(parent, "legacy", plan_splits)
+    assert sides(child, "legacy") == parent_sides

@@ -94,6 +94,8 @@ def split_parents(table: Path) -> dict[str | None, Path]:
         return {}
     by_run: dict[str | None, list[Path]] = {}
     for entry in stats.get("inputs") or []:
+        if entry.get("role"):  # a reference the step read (decontaminate's benchmark)
+            continue
         by_run.setdefault(entry.get("run"), []).append(Path(str(entry.get("path"))))
     # A Hub input carries a split column, which wins; several files form no one table.
     return {

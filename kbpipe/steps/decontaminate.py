@@ -95,7 +95,8 @@ def decontaminate(
     result = StepResult(
         "decontaminate",
         output=output,
-        inputs=resolved.lineage() + benchmark.lineage(),
+        # The benchmark is a reference, not a parent: tagged so the split follows the input alone.
+        inputs=resolved.lineage() + [{**e, "role": "benchmark"} for e in benchmark.lineage()],
         params={**params, "benchmark": benchmark.source, "limit": limit},
     )
     problems = cm.load_benchmark(benchmark.paths)
