@@ -243,21 +243,21 @@ def read_chunks(
 
 
 def _blocks(fh: Any, hasher: Hasher | None) -> Iterator[bytes]:
-    """The file's blocks, each hashed; the next one is read on a thread (the read
-    releases the GIL) while the caller parses this one."""
+    """The file's blocks; the next one is read and hashed on a thread (both release
+    the GIL) while the caller parses this one. One thread: blocks are hashed in order,
+    and a block read ahead when the caller stops is hashed before the pool closes."""
+
+    def read() -> bytes:
+        block = fh.read(READ_BYTES)
+        if hasher is not None and block:
+            hasher.update(block)
+        return block
+
     with ThreadPoolExecutor(1) as pool:
-        ahead = pool.submit(fh.read, READ_BYTES)
-        block = b""
-        try:
-            while block := ahead.result():
-                ahead = pool.submit(fh.read, READ_BYTES)
-                if hasher is not None:
-                    hasher.update(block)
-                yield block
-        finally:
-            if block and hasher is not None:
-                # Stopped early: the block read ahead belongs to the fingerprint too.
-                hasher.update(ahead.result())
+        ahead = pool.submit(read)
+        while block := ahead.result():
+            ahead = pool.submit(read)
+            yield block
 
 
 def _lines(blocks: Iterator[bytes]) -> Iterator[memoryview]:
