@@ -1,4 +1,5 @@
-"""Hub pull and publish (kbpipe.hub.publish, kbpipe upload) with a recording HfApi and a local cache."""
+"""Hub pull and publish (kbpipe.hub.publish, kbpipe upload), with a recording HfApi and a
+local cache."""
 
 from __future__ import annotations
 

@@ -162,7 +162,7 @@ def _help_queries() -> list[str]:
     return [
         line.split('"')[1]
         for line in EXAMPLES.splitlines()
-        if line.strip().startswith("kbpipe query \"")
+        if line.strip().startswith('kbpipe query "')
     ]
 
 

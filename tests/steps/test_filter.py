@@ -277,7 +277,8 @@ sys.exit(code)
 def test_rater_none_imports_neither_the_rater_engine_nor_dataframes(
     tmp_path: Path, evals_row, to_parquet
 ) -> None:
-    """`--rater none` is a DuckDB step: aiohttp, polars and pyarrow are start-up it does not need."""
+    """`--rater none` is a DuckDB step: aiohttp, polars and pyarrow are start-up it does not
+    need."""
     import subprocess
     import sys
 
