@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -56,6 +56,9 @@ from kbpipe.tokens.length_report import (
     plot_histogram,
     summarize,
 )
+
+if TYPE_CHECKING:
+    from kbpipe.io.plan import StepPlan
 
 EXAMPLES = """examples:
   kbpipe seqlen                                  # outputs/$DATA_MODEL/filtered_dataset.parquet
@@ -176,6 +179,21 @@ def execute(
         check=args.check,
         percentiles=args.percentiles,
     )
+
+
+def plan(
+    args: argparse.Namespace, inputs: ResolvedInput, output: Path | None, settings: Settings
+) -> StepPlan:
+    """`--dry-run`: the rows it would count and the files it would write; no tokenizer loaded."""
+    from kbpipe.io.plan import StepPlan, count_rows
+
+    limit = settings.limit(args.limit)
+    step = StepPlan("seqlen", count_rows(inputs.paths, limit), output, limit=limit)
+    step.details.append(
+        f"would write {settings.seqlen_json_path(args.which)} and "
+        f"{settings.seqlen_rows_path(args.which)}"
+    )
+    return step
 
 
 def report_lines(result: StepResult) -> list[str]:
