@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.io import sql
+from kbpipe.io import sql, sql_lean
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,7 +152,9 @@ def test_lean_input_streams_parquet_leaves_in_input_order(tmp_path: Path, con, l
     table = sql.open_input(con, [first, second], limit=limit)
     expected = con.sql(FULL_ROWS_CUT).fetchall()
 
-    assert sql.open_lean_input(table, "lean", messages="completion", fields=("role", "content"))
+    assert sql_lean.open_lean_input(
+        table, "lean", messages="completion", fields=("role", "content")
+    )
 
     rel = con.sql("select * from lean")
     lean_message = duckdb.struct_type({"role": "VARCHAR", "content": "VARCHAR"})
@@ -172,7 +174,7 @@ def test_lean_input_falls_back_to_the_plain_view(tmp_path: Path, con) -> None:
     pq.write_table(_rollouts(range(3)), first)
     pq.write_table(_rollouts(range(3, 5), split=True), second)
     table = sql.open_input(con, [first, second])
-    assert not sql.open_lean_input(table, "lean", messages="completion", fields=("role",))
+    assert not sql_lean.open_lean_input(table, "lean", messages="completion", fields=("role",))
     assert (
         con.sql("select * from lean").fetchall() == con.sql("select * from input_rows").fetchall()
     )
@@ -180,7 +182,7 @@ def test_lean_input_falls_back_to_the_plain_view(tmp_path: Path, con) -> None:
     jsonl = tmp_path / "rows.jsonl"
     jsonl.write_text(json.dumps({"completion": [{"role": "a", "content": "b"}]}) + "\n")
     table = sql.open_input(con, [jsonl])
-    assert not sql.open_lean_input(table, "lean", messages="completion", fields=("role",))
+    assert not sql_lean.open_lean_input(table, "lean", messages="completion", fields=("role",))
     assert con.sql("select completion from lean").fetchall() == [([{"role": "a", "content": "b"}],)]
 
 

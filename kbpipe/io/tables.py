@@ -41,18 +41,21 @@ MAX_NESTING = 64
 
 
 def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
-    """How deep `value` nests, counted without recursion; stops counting past `limit`."""
-    deepest = 0
-    todo = [(value, 1)]
-    while todo:
-        item, depth = todo.pop()
-        if not isinstance(item, dict | list):
-            continue
-        deepest = max(deepest, depth)
-        if depth > limit:
-            return depth
-        todo.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
+    """How deep parsed JSON `value` nests, level by level without recursion; stops
+    counting past `limit`. Exact types, as json gives: this runs on every row."""
+    level = [value] if type(value) in _CONTAINERS else []
+    depth = 0
+    while level and depth <= limit:
+        depth += 1
+        below: list[Any] = []
+        for item in level:
+            values = item.values() if type(item) is dict else item
+            below += [v for v in values if type(v) is dict or type(v) is list]
+        level = below
+    return depth
+
+
+_CONTAINERS = (dict, list)
 
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}

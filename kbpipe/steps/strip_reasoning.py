@@ -19,7 +19,7 @@ kept. Where the answer comes from is `--answer-format`:
 A row without an answer is an error listing the offending example_ids, as the
 seed raised; `--on-missing drop` instead moves those rows to the rejects file.
 The happy path reads the input once, and from Parquet only the messages'
-role and content, never the reasoning (`sql.open_lean_input`): rows are
+role and content, never the reasoning (`sql_lean.open_lean_input`): rows are
 written to a temp file, and only when fewer rows came out than went in is the
 whole input scanned for the rows that had no answer.
 """
@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.io import sql, sql_output
+from kbpipe.io import sql, sql_lean, sql_output
 from kbpipe.io.lineage import ResolvedInput, StepResult
 from kbpipe.io.tables import ROW_GROUP_ROWS, BatchWriter, atomic_output, table_format
 from kbpipe.verify.extract import ANSWER_FORMATS, AUTO, Solution, extract_solution, formats_for
@@ -105,7 +105,7 @@ def strip_reasoning(
         sql.define(con, "has_answer_block", "answer_block")
         result.rows_in = table.n_rows
         with sql.reading(table.label), atomic_output(output) as tmp:
-            sql.open_lean_input(
+            sql_lean.open_lean_input(
                 table, "input_rows_lean", messages="completion", fields=("role", "content")
             )
             if answer_format == SEED_FORMAT:

@@ -35,7 +35,13 @@ import pyarrow as pa
 from kbpipe.config import RATING_COLUMNS, Settings
 from kbpipe.io import sql
 from kbpipe.io.lineage import StepResult
-from kbpipe.io.tables import ROW_GROUP_ROWS, BatchWriter, atomic_output, table_format
+from kbpipe.io.tables import (
+    ROW_GROUP_ROWS,
+    BatchWriter,
+    atomic_output,
+    check_writable,
+    table_format,
+)
 from kbpipe.rater.judge import JUDGE
 from kbpipe.rater.prices import Price
 from kbpipe.rater.tasks import DryRunPlan, RaterOptions, TaskRun, plan_task, run_task
@@ -154,6 +160,7 @@ def rate_kept(
     """Rate every kept row and write them to `output` (Parquet or JSONL); unrated rows
     follow `judge_options.on_unrated`."""
     judge_options = judge_options or JudgeOptions()
+    check_writable(output)  # before paying for answers there would be nowhere to put
     formats: Counter[str] = Counter()
     payloads = judge_payloads(con, kept, judge_options.answer_format, formats)
     run = run_task(JUDGE, payloads, settings, options)
