@@ -152,8 +152,15 @@ def test_the_stamp_holds_the_settings_and_changes_only_when_they_do(tree: Path) 
 
 
 def test_a_synthetic_prompt_run_keeps_everything_in_its_own_folder(tree: Path) -> None:
-    done = make(tree, "-n", "all", "DATA_MODEL=syn1", "HUB_DRY_RUN=1", *OFFLINE,
-                USE_SYNTHETIC_PROMPTS="true")  # fmt: skip
+    done = make(
+        tree,
+        "-n",
+        "all",
+        "DATA_MODEL=syn1",
+        "HUB_DRY_RUN=1",
+        *OFFLINE,
+        USE_SYNTHETIC_PROMPTS="true",
+    )
     paths = set(re.findall(r"outputs/[\w.-]+", done.stdout))
     assert paths == {"outputs/syn1-synthetic-prompts"}, done.stdout
     assert "--hub-dry-run outputs/syn1-synthetic-prompts/hub" in done.stdout
@@ -169,8 +176,12 @@ def test_make_and_kbpipe_read_the_same_dotenv(tree: Path) -> None:
     assert "REWARD_THRESHOLD=0.9" in (tree / "outputs/demo/.stamps/filtered").read_text()
     config = subprocess.run(
         [str(tree / ".venv/bin/kbpipe"), "config", "--json"],
-        cwd=tree, capture_output=True, text=True, env={"PATH": os.environ["PATH"]}, check=True,
-    )  # fmt: skip
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+        check=True,
+    )
     assert '"data_model": "demo"' in config.stdout
     # make's command line still wins over .env, as a flag wins in kbpipe.
     assert "outputs/cli/" in make(tree, "-n", "filtered", "DATA_MODEL=cli", *OFFLINE).stdout
@@ -246,8 +257,12 @@ def status(root: Path, *args: str, **env: str) -> str:
     environ = {"PATH": os.environ["PATH"], **env}
     done = subprocess.run(
         [str(root / ".venv/bin/kbpipe"), "status", *args],
-        cwd=root, env=environ, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -285,7 +300,7 @@ def test_status_names_upstream_rebuilds_partial_runs_and_failed_uploads(tree: Pa
     (tree / "outputs/m/unique_dataset.parquet.unpublished").write_text('{"repo_id": "o/r"}')
     text = status(tree, "--json")
     unique = _entry(text, "unique")
-    assert unique["stale"] == ["filtered was rebuilt after it"]
+    assert unique["stale"] == ["rebuilt after it: filtered"]
     assert unique["unpublished"] == "o/r"
     assert "partial runs (TEST_MODE/--limit) beside it: limit-5" in status(tree)
     assert "`make publish` retries it" in status(tree)

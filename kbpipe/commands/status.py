@@ -44,7 +44,10 @@ OUTPUTS = (
     Output("unique_no_reasoning", "unique_no_reasoning.parquet", ("unique",)),
     Output("decontaminated", "decontaminated_dataset.parquet", ("filtered",)),
     Output("verified", "verified_dataset.parquet", ("filtered",)),
-    Output("report", "report.html"),
+)
+# The report's page shows the tables of the run (not the no-reasoning copies).
+OUTPUTS += (
+    Output("report", "report.html", tuple(o.name for o in OUTPUTS if "reasoning" not in o.name)),
 )
 _STAMP_OF = {o: stamp for stamp, outs in makevars.STAMPED_OUTPUTS.items() for o in outs}
 
@@ -119,12 +122,11 @@ def collect(settings: Settings, values: dict[str, str]) -> list[Entry]:
         if stamp is not None:
             names = wanted.get(stamp, ())
             _check_settings(entry, folder / f"{out.name}.built", {n: values[n] for n in names})
-        for name in out.upstream:
-            up = entries.get(name)
-            if up is not None and up.built is not None and up.built > entry.built:
-                entry.stale.append(f"{name} was rebuilt after it")
-            elif up is not None and up.stale:
-                entry.stale.append(f"made from {name}, which is stale")
+        ups = [entries[name] for name in out.upstream if entries[name].built is not None]
+        newer = [up.name for up in ups if up.built > entry.built]
+        if newer:
+            entry.stale.append("rebuilt after it: " + ", ".join(newer))
+        entry.stale += [f"made from {up.name}, which is stale" for up in ups if up.stale]
         marker = unpublished_marker(entry.path)
         if marker.is_file():
             entry.unpublished = json.loads(marker.read_text(encoding="utf-8")).get("repo_id")
