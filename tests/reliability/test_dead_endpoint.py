@@ -23,6 +23,7 @@ from kbpipe.rater.judge import JUDGE
 from kbpipe.rater.tasks import run_task
 from kbpipe.testing.openai_server import ServerThread
 from tests.rater.rater_helpers import api_workdir, judge_rows, options
+from tests.rater.test_filter_rating import filter_argv
 from tests.reliability.helpers import leftovers
 
 
@@ -32,30 +33,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def judge(evals: Path, url: str, *extra: str) -> list[str]:
-    return [
-        "filter",
-        "-i",
-        str(evals),
-        "-o",
-        "f.parquet",
-        "--no-upload",
-        "--rater",
-        "api",
-        "--no-progress",
-        "--base-url",
-        url,
-        *extra,
-    ]
-
-
 def test_dead_endpoint_stops_at_once_with_one_line(
     evals: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     cwd = api_workdir(tmp_path, monkeypatch)
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     start = time.monotonic()
-    assert main(judge(evals, url)) == 1
+    assert main(filter_argv(evals, url)) == 1
     assert time.monotonic() - start < 20  # seconds, not minutes of retries
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and url in err and "cannot reach the API" in err
@@ -68,7 +52,7 @@ def test_wrong_path_404_stops_after_the_first_request(
 ) -> None:
     cwd = api_workdir(tmp_path, monkeypatch)
     with ServerThread() as server:
-        assert main(judge(evals, server.url + "/wrong")) == 1
+        assert main(filter_argv(evals, server.url + "/wrong")) == 1
         assert server.stats.outcomes == {"no_route": 1}
     err = capsys.readouterr().err
     assert "404" in err and "/wrong" in err
