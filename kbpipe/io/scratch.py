@@ -203,7 +203,7 @@ def _finish_commit(scratch: Path, own_output: Path | None) -> bool:
     try:
         with OutputLock(Path(output)):
             _roll_forward(scratch, manifest)
-    except OutputError:
+    except (OutputError, OSError):  # being written by a live run, or out of reach
         return False
     return True
 
