@@ -27,7 +27,14 @@ from typing import Any
 
 from kbpipe import __version__
 from kbpipe.config import Settings, load_settings, table_spec
-from kbpipe.errors import KbpipeError, is_interrupt, mapped, redact, user_error
+from kbpipe.errors import (
+    KbpipeError,
+    interrupt_note,
+    is_interrupt,
+    mapped,
+    redact,
+    user_error,
+)
 from kbpipe.io.lineage import output_run
 from kbpipe.rater.prices import parse_price
 
@@ -423,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if is_interrupt(exc):
             what = "terminated" if terminated else "interrupted"
-            print(f"{prog}: {what}; nothing more was written", file=sys.stderr)
+            note = interrupt_note(exc) or "nothing more was written"
+            print(f"{prog}: {what}; {note}", file=sys.stderr)
             return 143 if terminated else 130
         error = user_error(exc)
         if error is None:

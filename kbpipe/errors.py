@@ -114,6 +114,14 @@ def is_interrupt(exc: BaseException) -> bool:
     return False
 
 
+def interrupt_note(exc: BaseException) -> str | None:
+    """What an interrupted step said about what it kept (a KeyboardInterrupt's message)."""
+    for e in _chain(exc):
+        if isinstance(e, KeyboardInterrupt) and str(e):
+            return str(e)
+    return None
+
+
 def is_write_failure(exc: BaseException) -> bool:
     """A full disk, a quota or a read-only file system: the output's fault, not the input's."""
     if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:

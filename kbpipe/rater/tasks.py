@@ -205,8 +205,8 @@ def run_task(
                 exc.args = (f"{exc}; {_kept(journal, path)}",)
             raise
         except KeyboardInterrupt:
-            print(f"\n{task.name}: interrupted; {_kept(journal, path)}", file=sys.stderr)
-            raise
+            # The CLI's one line about the interrupt says this instead of its own words.
+            raise KeyboardInterrupt(_kept(journal, path)) from None
     return TaskRun(task, "api", outcomes, runner.report, params, journal=path)
 
 

@@ -89,6 +89,7 @@ def test_rerun_after_a_kill_pays_only_for_unanswered_requests(
         else:
             assert proc.returncode == 130
             assert b"interrupted" in err and b"a rerun sends only the requests" in err
+            assert err.strip().count(b"\n") == 0  # one line
         assert not (tmp_path / "out.parquet").exists()  # no half-written output
         with Journal(journal) as j:
             answered = j.loaded
