@@ -1,4 +1,4 @@
-"""Train/validation assignment and shard writing (kbpipe.hub.splits)."""
+"""Train/validation assignment (kbpipe.hub.splits) and shard writing (kbpipe.hub.shards)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kbpipe.errors import InputError
+from kbpipe.hub.shards import hub_schema, write_split_shards
 from kbpipe.hub.splits import (
-    hub_schema,
     legacy_split_indices,
     module_in_validation,
     plan_splits,
     split_from_path,
-    write_split_shards,
 )
 
 

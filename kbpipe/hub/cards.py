@@ -25,7 +25,7 @@ from kbpipe.hub import columns
 from kbpipe.hub.cardyaml import TAGS, front_matter, size_category
 from kbpipe.hub.checks_card import checks_section
 from kbpipe.hub.provenance import lineage_chain, make_command, public, tokenizer_name
-from kbpipe.hub.splits import StagedConfig
+from kbpipe.hub.shards import StagedConfig
 
 _DESCRIPTIONS = {
     "source": "rollouts of the KernelBook task (a PyTorch module to rewrite as Triton kernels) "

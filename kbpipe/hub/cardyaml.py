@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from kbpipe.hub.splits import StagedConfig
+from kbpipe.hub.shards import StagedConfig
 
 # --- features YAML ------------------------------------------------------------
 

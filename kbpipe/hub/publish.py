@@ -23,15 +23,8 @@ from kbpipe.errors import InputError, KbpipeError
 from kbpipe.hub.cards import CardContext, RowSummary, render_readme
 from kbpipe.hub.carry import carried_label, planner_for
 from kbpipe.hub.pull import transport_errors
-from kbpipe.hub.splits import (
-    MAX_SHARD_BYTES,
-    SPLIT_COLUMN,
-    Planner,
-    StagedConfig,
-    hub_schema,
-    plan_splits,
-    write_configs,
-)
+from kbpipe.hub.shards import MAX_SHARD_BYTES, StagedConfig, hub_schema, write_configs
+from kbpipe.hub.splits import SPLIT_COLUMN, Planner, plan_splits
 from kbpipe.io.scratch import replace_folder
 from kbpipe.io.tables import (
     file_sha256,
