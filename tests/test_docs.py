@@ -100,7 +100,7 @@ def test_the_parser_rejects_what_the_docs_test_must_catch() -> None:
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A converted, filtered and deduplicated run of the bundled sample, as the README's commands expect."""
+    """A converted, filtered and deduplicated run of the sample, as the README's commands expect."""
     out = tmp_path_factory.mktemp("docs")
     env = {"DATA_MODEL": "glm4_7", "OUTPUT_DIR": str(out / "outputs"), "PATH": "/usr/bin:/bin"}
     kbpipe = str(ROOT / ".venv" / "bin" / "kbpipe")
