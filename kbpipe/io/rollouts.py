@@ -448,7 +448,9 @@ def to_batch(chunk: Chunk, schema: pa.Schema) -> pa.RecordBatch | None:
     silently truncate 4.5 to 4 in an int column and drop unknown nested keys.
     New keys and int -> float promotions widen the schema; a row whose types
     clash with the rest (a string where numbers were) moves to the bad rows.
-    None when no row is left.
+    None when no row is left. Where every value already is of the type inference
+    would give (the usual chunk), the columns are built from buffers instead
+    (`_typed_batch`): the same batch, without pa.array's inference pass.
     """
     if chunk.rows:
         # A row that passes here nests 3 levels at most (the evals schema's depth).
