@@ -28,10 +28,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from kbpipe.codematch import DEFAULT_SIMILARITY
 from kbpipe.codematch.normalize import normalize_code
 from kbpipe.codematch.streams import map_codes, ngram_hashes, stream_digest, token_ids
 
-DEFAULT_SIMILARITY = 0.85
 NUM_PERM = 128
 SHINGLE = 5
 # Fixed: a different seed gives different signatures, and so other borderline merges.

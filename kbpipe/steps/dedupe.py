@@ -26,8 +26,7 @@ from typing import Any
 
 import duckdb
 
-from kbpipe.codematch.minhash import DEFAULT_SIMILARITY, module_clusters
-from kbpipe.codematch.streams import default_workers
+from kbpipe.codematch import DEFAULT_SIMILARITY
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.io import sql, sql_output
@@ -158,6 +157,10 @@ def _cluster(
     import pyarrow as pa
 
     codes = [code for (code,) in sql.run(con, "distinct_module_code").fetchall()]
+    # numpy and rensa load only for --near-duplicates: a plain dedupe starts without them.
+    from kbpipe.codematch.minhash import module_clusters
+    from kbpipe.codematch.streams import default_workers
+
     clusters = module_clusters(codes, similarity=similarity, workers=workers or default_workers())
     con.register(
         "code_clusters",
