@@ -474,29 +474,39 @@ def to_batch(chunk: Chunk, schema: pa.Schema) -> pa.RecordBatch | None:
 def _typed_batch(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.RecordBatch | None:
     """The batch `to_batch`'s inferring path gives, built column by column without
     inference when the rows hold only the types it would infer anyway (the common
-    case: every row's fields of the evals schema's types, string-valued info keys).
-    None when a value is of another type, or a key is new: the inferring path decides.
+    case: every row's fields of the evals schema's types; string-valued info keys
+    and message keys, such as 0.3.x's null `tool_calls`). None when a value is of
+    another type: the inferring path decides.
     """
-    # What pa.array would infer for info: its keys in order of first appearance,
-    # null where every value is null, else string (other values: the slow path).
-    infos = [row["info"] for row in rows]
-    shapes = {tuple(info) for info in infos}
-    keys = next(iter(shapes)) if len(shapes) == 1 else dict.fromkeys(k for s in shapes for k in s)
-    info_fields = []
-    for key in keys:
-        kinds = {type(info.get(key)) for info in infos}
-        if not kinds <= {str, type(None)}:
-            return None
-        info_fields.append((key, _STRING if str in kinds else pa.null()))
-    inferred = pa.schema(
-        [*(f for f in SCHEMA if f.name != "info"), ("info", pa.struct(info_fields))]
-    )
+    info = _strings_struct([row["info"] for row in rows])
+    prompt = _strings_struct([m for row in rows for m in row["prompt"]])
+    completion = _strings_struct([m for row in rows for m in row["completion"]])
+    if info is None or prompt is None or completion is None:
+        return None
+    inferred = {"info": info, "prompt": pa.list_(prompt), "completion": pa.list_(completion)}
+    row_type = pa.struct([(f.name, inferred.get(f.name, f.type)) for f in SCHEMA])
     try:
-        target = _widen(schema, pa.struct(list(inferred)))
+        target = _widen(schema, row_type)
         columns = [typed_array([row[f.name] for row in rows], f.type) for f in target]
     except (NotExact, *_ARROW_ERRORS):
         return None
     return pa.RecordBatch.from_arrays(columns, schema=target)
+
+
+def _strings_struct(objects: list[dict[str, Any]]) -> pa.StructType | None:
+    """The struct pa.array infers for these dicts when every value is a string or null:
+    keys in order of first appearance, null where a key is only ever null. None
+    when some value is of another type (or there are no keys: pa.array would infer
+    null, which the evals schema's own type absorbs)."""
+    shapes = dict.fromkeys(tuple(o) for o in objects)  # in order of first appearance
+    keys = next(iter(shapes)) if len(shapes) == 1 else dict.fromkeys(k for s in shapes for k in s)
+    fields = []
+    for key in keys:
+        kinds = {type(o.get(key)) for o in objects}
+        if not kinds <= {str, type(None)}:
+            return None
+        fields.append((key, _STRING if str in kinds else pa.null()))
+    return pa.struct(fields) if fields else None
 
 
 def _widen(schema: pa.Schema, row_type: pa.StructType) -> pa.Schema:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from kbpipe.io.arrays import NotExact, int64_array, string_array, typed_array
+from kbpipe.io.rollouts import SCHEMA, Chunk, _typed_batch, _widen, read_chunks
+from kbpipe.io.vfeval import RowReader, detect_file_layout
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
@@ -63,3 +68,59 @@ def test_typed_array_is_pa_array_cast_or_declines(rows: list[dict]) -> None:
     expected = pa.array(rows, TARGET) if not rows else pa.array(rows).cast(TARGET)
     assert got.type == TARGET and got.to_pylist() == expected.to_pylist()
     assert got.validate(full=True) is None
+
+
+def _inferred_batch(rows: list[dict], schema: pa.Schema) -> pa.RecordBatch:
+    """to_batch's inferring path, for comparison."""
+    array = pa.array(rows)
+    target = pa.struct(_widen(schema, array.type))
+    return pa.RecordBatch.from_struct_array(array.cast(target))
+
+
+def _evals_row(i: int, info: dict, completion_extra: dict | None = None) -> dict:
+    return {
+        "example_id": i,
+        "prompt": [{"role": "user", "content": f"p{i}"}],
+        "completion": [
+            {"role": "assistant", "content": None, **(completion_extra or {}), "reasoning": "r"}
+        ],
+        "task": None,
+        "reward": 0.5,
+        "generation_ms": None,
+        "scoring_ms": 1.0,
+        "total_ms": None,
+        "info": info,
+        "answer": None,
+        "speedup_reward": None,
+        "num_turns": 1.0,
+        "oai_tools": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        # info keys in different orders and sets, null-only keys, extra message keys
+        [
+            _evals_row(0, {"module_name": "A", "x": None, "b": "1"}),
+            _evals_row(1, {"b": "2", "module_name": "B", "y": "3"}, {"tool_calls": None}),
+            _evals_row(2, {"module_name": "C", "z": None}, {"thinking_blocks": None}),
+        ],
+        [_evals_row(5, {"module_name": "A", "python_code": None})],
+    ],
+)
+def test_typed_batch_is_the_inferred_batch(rows: list[dict]) -> None:
+    got = _typed_batch(rows, SCHEMA)
+    expected = _inferred_batch(rows, SCHEMA)
+    assert got is not None and got.schema == expected.schema and got.equals(expected)
+
+
+@pytest.mark.parametrize("name", ["v0.3.1", "v0.3.1-trajectory", "v0.4.0"])
+def test_typed_batch_takes_every_vfeval_layout_as_inferred(name: str) -> None:
+    [path] = (Path(__file__).parent / "data" / "vfeval" / name).glob("*.jsonl")
+    reader = RowReader(detect_file_layout(path), allow_missing_reasoning=True)
+    [lines] = read_chunks(path, batch_rows=10_000)
+    rows = Chunk(lines, reader, reader.read_keys).rows
+    got = _typed_batch(rows, SCHEMA)
+    expected = _inferred_batch(rows, SCHEMA)
+    assert got is not None and got.schema == expected.schema and got.equals(expected)
