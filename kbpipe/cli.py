@@ -175,12 +175,13 @@ def step_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--max-reject-rate",
+        dest="max_reject_rate",
         type=_fraction,
-        default=DEFAULT_MAX_REJECT_RATE,
+        default=None,
         metavar="R",
         help="fail (exit 1, after writing the table and its rejects) when more than R of "
         "the rows that pass the step's thresholds and dedupe are lost to rejects (API "
-        "failures, bad rows, unparseable answers); 0.1 or 10%% (default: %(default)s)",
+        "failures, bad rows, unparseable answers); 0.1 or 10%% (default: 0.1, MAX_REJECT_RATE)",
     )
     g.add_argument(
         "--allow-empty",
@@ -208,9 +209,6 @@ def step_parser() -> argparse.ArgumentParser:
 
 # A step that loses more of its rows than this to rejects (API failures, bad
 # rows, unparseable answers) has most likely met a broken setup, not bad luck.
-DEFAULT_MAX_REJECT_RATE = 0.1
-
-
 def _fraction(text: str) -> float:
     value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     if not 0.0 <= value <= 1.0:
@@ -285,7 +283,7 @@ def run_step(module: ModuleType, args: argparse.Namespace, settings: Settings) -
     for line in getattr(module, "report_lines", lambda r: [])(result):
         print(line)
     print("\n".join(result.summary_lines()))
-    _check_reject_rate(result, args)
+    _check_reject_rate(result, settings)
     if writes is not None and _publishes(args):
         return _publish(args, settings, result, *writes)
     return 0
@@ -363,16 +361,24 @@ def _refuse_empty(result: Any, args: argparse.Namespace) -> None:
     )
 
 
-def _check_reject_rate(result: Any, args: argparse.Namespace) -> None:
-    if result.loss_rate <= args.max_reject_rate:
+def _check_reject_rate(result: Any, settings: Settings) -> None:
+    bound = settings.max_reject_rate
+    if result.loss_rate <= bound:
         return
     meant = result.rows_out + result.n_lost
+    flag = settings.hint(f"--max-reject-rate {bound:.0%}", f"MAX_REJECT_RATE={bound:g}")
+    # Under make the failed recipe's table is deleted (.DELETE_ON_ERROR), so say so:
+    # the rejects file and the request journal still hold everything paid for.
+    kept = (
+        "make removes the table because the step failed; the rejects and the journal "
+        "keep every paid answer, so a rerun pays for none of them again"
+        if settings.from_make
+        else f"the table is written beside {result.rejects} and nothing paid is lost"
+    )
     raise KbpipeError(
         f"{result.step}: lost {result.n_lost:,} of {meant:,} rows ({result.loss_rate:.0%}) "
-        f"to rejects, more than --max-reject-rate {args.max_reject_rate:.0%} "
-        f"({_drops(result)}). The table and {result.rejects} are written and nothing "
-        "paid is lost; see the rejects for the cause, fix it and rerun, or pass a higher "
-        "--max-reject-rate to accept them. Not published"
+        f"to rejects, more than {flag} ({_drops(result)}). Not published; {kept}. See the "
+        "rejects for the cause, fix it and rerun, or raise the bound to accept them"
     )
 
 

@@ -90,6 +90,8 @@ class Settings:
     test_mode_rows: int = 5
     use_synthetic_prompts: bool = False
     reward_threshold: float = 0.85
+    # A step fails when it loses more than this share of its rows to rejects.
+    max_reject_rate: float = 0.1
     judge_model: str = "openai/gpt-5.2"
     spec_model: str = "moonshotai/kimi-k2-0905"
     base_url: str = "https://api.pinference.ai/api/v1"
@@ -120,6 +122,8 @@ class Settings:
                 )
         if not 0.0 <= self.reward_threshold <= 1.0:
             raise ConfigError(f"reward threshold {self.reward_threshold} is outside [0, 1]")
+        if not 0.0 <= self.max_reject_rate <= 1.0:
+            raise ConfigError(f"MAX_REJECT_RATE={self.max_reject_rate} is outside [0, 1]")
         for name in ("judge_concurrency", "spec_concurrency", "test_mode_rows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_ENV_NAME[name]} must be at least 1")
@@ -235,6 +239,7 @@ _ENV_NAMES: dict[str, tuple[str, ...]] = {
     "test_mode_rows": ("TEST_MODE_ROWS",),
     "use_synthetic_prompts": ("USE_SYNTHETIC_PROMPTS",),
     "reward_threshold": ("REWARD_THRESHOLD",),
+    "max_reject_rate": ("MAX_REJECT_RATE",),
     "judge_model": ("JUDGE_MODEL",),
     "spec_model": ("SPEC_MODEL",),
     "base_url": ("KBPIPE_BASE_URL",),

@@ -100,6 +100,12 @@ VARIABLES: tuple[Variable, ...] = (
         "reward_threshold",
     ),
     Variable(
+        "MAX_REJECT_RATE",
+        "a step fails when it loses more than this share of its rows to rejects",
+        _setting("max_reject_rate"),
+        "max_reject_rate",
+    ),
+    Variable(
         "RATER", "api (LLM judge and spec writer) or offline (rules, no network)", _const("api")
     ),
     Variable(

@@ -112,5 +112,24 @@ def test_losing_more_than_max_reject_rate_fails_but_keeps_the_table(
     assert main([*argv, "--max-reject-rate", "30%"]) == 0
 
 
+def test_the_reject_bound_is_a_setting_and_make_is_told_the_truth(
+    tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # make deletes a failed recipe's table, so under make the message must not claim
+    # the table is kept, and must name the make variable that raises the bound.
+    monkeypatch.chdir(tmp_path)
+    lines = (sample_dir / "kernelbook-env.jsonl").read_text().splitlines()[:20]
+    lines[3:8] = ["{not json"] * 5
+    Path("in.jsonl").write_text("\n".join(lines) + "\n")
+    argv = ["convert", "in.jsonl", "-o", "e.parquet", "--no-upload", "--skip-bad"]
+    monkeypatch.setenv("KBPIPE_FROM_MAKE", "1")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "MAX_REJECT_RATE=0.1" in err and "make removes the table" in err
+    assert "journal" in err
+    monkeypatch.setenv("MAX_REJECT_RATE", "0.3")
+    assert main(argv) == 0
+
+
 def test_kbpipe_errors_of_the_rater_are_user_errors() -> None:
     assert issubclass(CircuitOpen, KbpipeError)
