@@ -95,7 +95,7 @@ def baseline_seqlen(table: str, tokenizer_dir: str) -> None:
     """Seed-style: render one sample, encode it with tokenizers, next sample."""
     import pyarrow.parquet as pq
 
-    from kbpipe.tokens.chat import load_chat_tokenizer
+    from kbpipe.tokens.loading import load_chat_tokenizer
 
     tok = load_chat_tokenizer(tokenizer_dir)
     total = 0
@@ -171,7 +171,7 @@ def floor_seqlen(table: str, tokenizer_dir: str) -> None:
 
     import pyarrow.parquet as pq
 
-    from kbpipe.tokens.chat import load_chat_tokenizer
+    from kbpipe.tokens.loading import load_chat_tokenizer
 
     tok = load_chat_tokenizer(tokenizer_dir)
     texts = []

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from kbpipe.tokens.bpe_fast import tiktoken_for
-from kbpipe.tokens.chat import load_chat_tokenizer
+from kbpipe.tokens.loading import load_chat_tokenizer
 from tests.test_chat import QWEN3_DIR, needs_qwen3, write_tiny_tokenizer
 
 # Text that stresses pre-tokenization: contractions, digit runs, whitespace

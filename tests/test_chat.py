@@ -30,7 +30,8 @@ from tokenizers import (
 )
 
 from kbpipe.errors import ConfigError, InputError
-from kbpipe.tokens.chat import ChatTokenizer, load_chat_tokenizer, prepare_messages, render_chat
+from kbpipe.tokens.chat import ChatTokenizer, prepare_messages, render_chat
+from kbpipe.tokens.loading import load_chat_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ("tile", "kernel", "user", "assistant", "system")
@@ -372,7 +373,7 @@ def _hub_cache(cache: Path, repo: str, source: Path) -> None:
 def _load_in_subprocess(spec: str, cache: Path) -> subprocess.CompletedProcess[str]:
     # huggingface_hub reads HF_HUB_OFFLINE and the cache path at import, so use a fresh process.
     code = (
-        "import sys\nfrom kbpipe.tokens.chat import load_chat_tokenizer\n"
+        "import sys\nfrom kbpipe.tokens.loading import load_chat_tokenizer\n"
         "t = load_chat_tokenizer(sys.argv[1])\n"
         "print(t.count([t.render([{'role': 'user', 'content': 'tile tile'}])])[0])"
     )

@@ -35,7 +35,6 @@ from kbpipe.tokens.chat import (
     ChatTokenizer,
     CounterChoice,
     ReasoningMode,
-    load_chat_tokenizer,
 )
 from kbpipe.tokens.length_report import (
     PERCENTILE_METHODS,
@@ -45,6 +44,7 @@ from kbpipe.tokens.length_report import (
     summarize,
 )
 from kbpipe.tokens.lengths import GROUP_COLUMNS, UNRENDERABLE, Lengths, count_table
+from kbpipe.tokens.loading import load_chat_tokenizer
 
 if TYPE_CHECKING:
     from kbpipe.io.plan import StepPlan

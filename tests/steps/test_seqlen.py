@@ -24,8 +24,9 @@ from kbpipe.cli import main
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.steps.seqlen import seqlen
-from kbpipe.tokens.chat import ChatTokenizer, load_chat_tokenizer
+from kbpipe.tokens.chat import ChatTokenizer
 from kbpipe.tokens.length_report import recommend_seq_len, summarize
+from kbpipe.tokens.loading import load_chat_tokenizer
 from tests.test_chat import QWEN3_DIR, needs_qwen3, write_tiny_tokenizer
 
 BASE = 19  # tokens of a row with empty reasoning (see the module docstring)
