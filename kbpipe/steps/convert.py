@@ -29,7 +29,8 @@ import xxhash
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.io.lineage import StepResult
-from kbpipe.io.rollouts import SCHEMA, BadRow, Chunk, read_chunks, to_batch
+from kbpipe.io.rollout_batches import to_batch
+from kbpipe.io.rollouts import SCHEMA, BadRow, Chunk, read_chunks
 from kbpipe.io.tables import (
     ROW_GROUP_ROWS,
     BatchWriter,

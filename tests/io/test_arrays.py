@@ -11,7 +11,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from kbpipe.io.arrays import NotExact, int64_array, string_array, typed_array
-from kbpipe.io.rollouts import SCHEMA, Chunk, _typed_batch, _widen, read_chunks
+from kbpipe.io.rollout_batches import _typed_batch, _widen
+from kbpipe.io.rollouts import SCHEMA, Chunk, read_chunks
 from kbpipe.io.vfeval import RowReader, detect_file_layout
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
