@@ -77,7 +77,7 @@ BUILT = @cp $(STAMPS)/$(1) $(STAMPS)/$(or $(2),$(1)).built
 # Where the solution sits in a completion (filter's judge, audit, verify, strip-reasoning).
 ANSWER_FLAGS = $(if $(ANSWER_FORMAT),--answer-format $(ANSWER_FORMAT))
 # A step's target depends on its own module, its SQL folder and the layers below it.
-CODE = $(VENV_STAMP) kbpipe/cli.py kbpipe/config.py kbpipe/errors.py $(wildcard kbpipe/io/*.py)
+CODE = $(VENV_STAMP) kbpipe/cli.py kbpipe/runner.py kbpipe/config.py kbpipe/errors.py $(wildcard kbpipe/io/*.py)
 DUCKDB_CODE = $(wildcard sql/io/*.sql)
 STRIP_CODE = kbpipe/steps/strip_reasoning.py $(wildcard sql/strip_reasoning/*.sql) $(DUCKDB_CODE) $(CODE)
 RATER_CODE = $(wildcard kbpipe/rater/*.py kbpipe/rater/offline/*.py)

@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"hub"},
     {"report"},
     {"steps", "commands"},
+    {"runner"},
     {"cli"},
     {"__main__"},
 ]
