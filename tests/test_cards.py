@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from kbpipe.hub.cards import CardContext, RowSummary, render_readme
+from kbpipe.hub.cards import CardContext, render_readme
 from kbpipe.hub.cardyaml import features_yaml, front_matter, read_data_files
 from kbpipe.hub.provenance import lineage_chain
+from kbpipe.hub.rowsummary import RowSummary
 from kbpipe.hub.shards import SplitFiles, StagedConfig, hub_schema
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning", pa.string())])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from kbpipe.hub import columns
 from kbpipe.hub.cardyaml import TAGS, front_matter, size_category
 from kbpipe.hub.checks_card import checks_section
 from kbpipe.hub.provenance import lineage_chain, make_command, public, tokenizer_name
+from kbpipe.hub.rowsummary import RowSummary
 from kbpipe.hub.shards import StagedConfig
 
 _DESCRIPTIONS = {
@@ -53,37 +53,6 @@ _KEY_PARAMS = (
     "threshold",
 )
 _SECRET_WORDS = ("token", "api_key", "secret", "password")
-
-
-# --- what the rows look like ----------------------------------------------------
-
-
-@dataclass
-class RowSummary:
-    """Difficulty counts and rewards per (config, split), gathered as shards are written."""
-
-    difficulty: dict[tuple[str, str], Counter[str]] = field(
-        default_factory=lambda: defaultdict(Counter)
-    )
-    rewards: dict[tuple[str, str], list[np.ndarray]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
-
-    def observer(self, config: str) -> Any:
-        def observe(split: str, batch: pa.Table) -> None:
-            key = (config, split)
-            if "difficulty" in batch.column_names:
-                values = batch.column("difficulty").to_pylist()
-                self.difficulty[key].update("(none)" if v is None else str(v) for v in values)
-            if "reward" in batch.column_names and _is_number(batch.schema.field("reward").type):
-                values = batch.column("reward").to_numpy(zero_copy_only=False)
-                self.rewards[key].append(np.asarray(values, dtype=np.float64))
-
-        return observe
-
-
-def _is_number(kind: pa.DataType) -> bool:
-    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
 
 
 # --- the card ---------------------------------------------------------------------

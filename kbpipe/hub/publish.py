@@ -20,9 +20,10 @@ from typing import Any
 
 from kbpipe.config import Settings
 from kbpipe.errors import InputError, KbpipeError
-from kbpipe.hub.cards import CardContext, RowSummary, render_readme
+from kbpipe.hub.cards import CardContext, render_readme
 from kbpipe.hub.carry import carried_label, planner_for
 from kbpipe.hub.pull import transport_errors
+from kbpipe.hub.rowsummary import RowSummary
 from kbpipe.hub.shards import MAX_SHARD_BYTES, StagedConfig, hub_schema, write_configs
 from kbpipe.hub.splits import SPLIT_COLUMN, Planner, plan_splits
 from kbpipe.io.scratch import replace_folder
