@@ -15,7 +15,7 @@ machine's two cores) and reports its wall time and peak RSS, children included.
   clustering. The baseline's normalisation is timed apart and added once, so
   the ratio is about the comparison, not about normalising twice.
 
-Targets (issue 14): each kbpipe variant under 60 s and 1 GiB on 2 cores.
+Targets: each kbpipe variant under 60 s and 1 GiB on 2 cores.
 """
 
 from __future__ import annotations

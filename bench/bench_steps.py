@@ -25,7 +25,7 @@ from bench.harness import DATA_DIR, ROOT, Measurement, measure, median_of, pytho
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 TOKENIZER_DIR = ROOT / ".cache" / "tokenizers" / "qwen3"
-# The targets, kbpipe / floor.
+# The targets, kbpipe / floor.
 TARGETS = {"convert": 2.0, "seqlen": 1.3}
 TABLE_TARGET = 1.5
 

@@ -10,7 +10,7 @@ from the first job sent to the last result (workers already started);
 `wall` includes starting the workers (importing torch, creating contexts).
 
 Skipped (one line) where no GPU is visible, so `make bench` runs everywhere.
-Targets (issue 16): >= 300 rows/min on one H200, >= 1.8x with two GPUs.
+Targets: >= 300 rows/min on one H200, >= 1.8x with two GPUs.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.harness import DATA_DIR
 
 # Rows of the 1x scale: `make bench` runs here (BENCH_ROWS overrides it); the
-# issue's figures are at 18,000 (BENCH_ROWS=18000).
+# full-scale figures are at 18,000 (BENCH_ROWS=18000).
 N_ROWS = int(os.environ.get("BENCH_ROWS", "3000"))
 REASONING_BYTES = 60_000
 FRESH_WORDS = 0.05

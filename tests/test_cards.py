@@ -190,7 +190,7 @@ def test_read_data_files_round_trips_the_written_configs(tmp_path: Path) -> None
     assert read_data_files(readme) == {}
 
 
-# --- issue 13, case 9: cards a Hub visitor can trust ----------------------------------------
+# --- cards a Hub visitor can trust -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

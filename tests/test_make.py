@@ -1,4 +1,4 @@
-"""The Makefile, through `make -n`/`make -t`/`make -q` on a copy of it (issue 13, cases 1, 2, 4, 5).
+"""The Makefile through `make -n`/`-t`/`-q` on a copy: stamps, .env, uploads, offline defaults.
 
 Each test gets a temp tree: the Makefile, copies of kbpipe/ and sql/ dated in
 the past (so code is never what makes a target stale), a `.venv` whose bin/

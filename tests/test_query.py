@@ -153,7 +153,7 @@ def test_a_broken_file_costs_its_view_only(
     assert "no view 'unique':" not in captured.err  # its quoted alias is not listed
 
 
-# --- issue 13, case 7: the documented queries run as written; nested CSV is JSON -------------
+# --- the documented queries run as written; nested CSV is JSON ---------------------------
 
 
 def _help_queries() -> list[str]:

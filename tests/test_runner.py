@@ -1,4 +1,4 @@
-"""The step runner's promises (kbpipe.runner.run_step), issue 13 cases 3, 4, 5 and 6.
+"""The step runner (kbpipe.runner.run_step): partial runs, failed uploads, offline, dry runs.
 
 3: a partial run (--limit, TEST_MODE) never replaces the full outputs, locally or on the Hub.
 4: an upload that fails after a good write exits 3 and leaves a marker; upload clears it.

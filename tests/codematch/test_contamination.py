@@ -19,7 +19,7 @@ from kbpipe.sample.modules import MODULES
 # Sample modules whose PyTorch code is a KernelBench problem's, once names are
 # normalised: true matches, not false positives. The planted ones are rewritten
 # problems; the others were written as ordinary KernelBook modules and happen to
-# be exactly KernelBench's level-1 single-op problems (the "a Swish").
+# be exactly KernelBench's level-1 single-op problems (a Swish among them).
 SAMPLE_MATCHES = {
     "ScaledLeakyDense": "level_2/12_Gemm_Multiply_LeakyReLU",
     "RowwiseSoftmax": "level_1/23_Softmax",
