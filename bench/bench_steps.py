@@ -76,6 +76,9 @@ def table_steps(evals: Path, jsonl: Path, work: Path) -> list[Step]:
                 "source",
                 "--on-missing",
                 "drop",
+                # the seed's rule, which the baseline implements
+                "--answer-format",
+                "answer-tags",
                 "-i",
                 evals,
                 "-o",
