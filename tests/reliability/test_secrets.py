@@ -56,3 +56,18 @@ def test_a_dotenv_line_without_equals_is_named_not_echoed(
     err = capsys.readouterr().err
     assert ".env:2: expected KEY=VALUE" in err
     assert KEY not in err and KEY[-6:] not in err
+
+
+def test_redact_masks_every_shape_inside_long_rows_and_leaves_clean_text_alone() -> None:
+    from kbpipe.errors import redact
+
+    filler = "reasoning about tiles and masks. " * 2000
+    for secret, shown in (
+        ("BeArEr abcdefgh1234", "BeArEr ****"),
+        ("sk-abcdefghijkl", "****"),
+        ("hf_abcdefghijklmnop", "****"),
+        ("https://user:pa55word@host/x", "https://****@host/x"),
+    ):
+        text = redact(f"{filler}{secret}{filler}")
+        assert secret not in text and shown in text
+    assert redact(filler) == filler
