@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import dataclasses
 import importlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -245,7 +246,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every failure a user can act on is one line on stderr.
 
-    Exit status: 0 done, 1 error, 130 Ctrl-C, 143 SIGTERM (both clean up first).
+    Exit status: 0 done, 1 error, 130 Ctrl-C, 143 SIGTERM (both clean up first), 141 when
+    the reader of stdout went away.
     """
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -256,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
+        if _broken_pipe(exc):
+            # The reader of stdout went away (`kbpipe query ... | head`): not an error of
+            # ours. Point stdout at /dev/null so the flush at exit does not raise again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         if is_interrupt(exc):
             what = "terminated" if terminated else "interrupted"
             note = interrupt_note(exc) or "nothing more was written"
@@ -266,6 +273,16 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a bug in kbpipe: its traceback is what a report needs
         print(f"{prog}: error: {redact(' '.join(str(error).split()))}", file=sys.stderr)
         return 1
+
+
+def _broken_pipe(exc: BaseException | None) -> bool:
+    """Whether `exc` is, or was raised while handling, a write to a closed pipe."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, BrokenPipeError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _run(command: str | None, argv: list[str]) -> int:

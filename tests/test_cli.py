@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,23 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("kbpipe ")
+
+
+def test_a_closed_stdout_pipe_is_not_an_error(tmp_path: Path) -> None:
+    # `kbpipe config | head -1`: the reader leaves early; kbpipe stops quietly (141, as
+    # a process killed by SIGPIPE would) instead of printing an error line. The read
+    # end is closed before kbpipe starts, so its first write fails every time.
+    exe = Path(sys.executable).with_name("kbpipe")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [str(exe), "config", "--env-file", "none"],
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (141, "")
