@@ -117,7 +117,9 @@ def funnel(bars: Sequence[FunnelBar]) -> Chart:
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("rows")
     _thousands(ax, "x")
-    ax.legend(loc="lower right")
+    # Above the plot, not on it: long bars reach every corner of the axes; "outside"
+    # makes the constrained layout leave room for it.
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper left", ncols=2)
     return _chart(
         fig, "funnel", "Rows at each step", "Stacked bars of rows kept and dropped by reason"
     )
