@@ -254,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     prog = f"kbpipe {command}" if command in COMMANDS else "kbpipe"
     terminated = _terminate_cleanly()
     try:
-        return _run(command, argv)
+        status = _run(command, argv)
+        # Flushed here, not at exit: a closed pipe then reaches the handler below.
+        sys.stdout.flush()
+        return status
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
