@@ -28,8 +28,7 @@ import pyarrow as pa
 from kbpipe.config import Settings
 from kbpipe.io.lineage import ResolvedInput, StepResult
 from kbpipe.verify.audit import audit_code
-from kbpipe.verify.cliargs import add_answer_format_argument
-from kbpipe.verify.extract import AUTO, extract_solution
+from kbpipe.verify.extract import AUTO, add_answer_format_argument, extract_solution
 from kbpipe.verify.rowio import column, read_batches, write_annotated
 from kbpipe.verify.rules import FLAGS
 

@@ -40,7 +40,14 @@ from kbpipe.errors import ConfigError, InputError
 from kbpipe.io import sql, sql_lean, sql_output
 from kbpipe.io.lineage import ResolvedInput, StepResult
 from kbpipe.io.tables import ROW_GROUP_ROWS, BatchWriter, atomic_output, table_format
-from kbpipe.verify.extract import ANSWER_FORMATS, AUTO, Solution, extract_solution, formats_for
+from kbpipe.verify.extract import (
+    ANSWER_FORMATS,
+    AUTO,
+    Solution,
+    add_answer_format_argument,
+    extract_solution,
+    formats_for,
+)
 
 TABLES = ("source", "filtered", "unique")
 ON_MISSING = ("error", "drop")
@@ -64,10 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a row without an answer: fail listing the example_ids (default), "
         "or drop it into <output>.rejects.jsonl",
     )
-    parser.add_argument(
-        "--answer-format",
-        choices=[AUTO, *ANSWER_FORMATS],
-        default=AUTO,
+    add_answer_format_argument(
+        parser,
         help="where the answer is: auto (default: <answer> tags, BEGIN_PYTHON/END_PYTHON "
         "lines or a fenced python block, in the last assistant message holding one), one "
         "of those, or answer-tags for the seed's rule exactly (completion[0] only)",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kbpipe.errors import ConfigError
-from kbpipe.verify.extract import ANSWER_FORMATS, AUTO
+from kbpipe.verify.extract import add_answer_format_argument
 from kbpipe.verify.pool import GPU_RUNNER, STANDIN_RUNNER, visible_gpus
 from kbpipe.verify.table import VerifyOptions, print_progress
 
@@ -65,16 +65,6 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep program files and worker logs here (default: a temporary folder)",
     )
     g.add_argument("--runner", choices=sorted(RUNNERS), default="gpu", help=argparse.SUPPRESS)
-
-
-def add_answer_format_argument(parser: argparse.ArgumentParser | Any) -> None:
-    """`--answer-format`, as audit and verify take it (a parser or an argument group)."""
-    parser.add_argument(
-        "--answer-format",
-        choices=[AUTO, *ANSWER_FORMATS],
-        default=AUTO,
-        help="where the solution is in the completion (default: auto, every format in turn)",
-    )
 
 
 def options_from_args(args: argparse.Namespace, limit: int | None) -> VerifyOptions:

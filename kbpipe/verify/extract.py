@@ -119,3 +119,13 @@ def extract_solution(
         if found is not None:
             return Solution(code=found[0], format=found[1], message_index=index)
     return None
+
+
+def add_answer_format_argument(
+    parser: Any,
+    help: str = "where the solution is in the completion (default: auto, every format in turn)",
+) -> None:
+    """`--answer-format` on a parser or argument group: every step that finds a solution
+    takes it with the same choices and default. Kept here, with the stdlib-only
+    extractor, so a step can declare it without importing anything heavier."""
+    parser.add_argument("--answer-format", choices=[AUTO, *ANSWER_FORMATS], default=AUTO, help=help)

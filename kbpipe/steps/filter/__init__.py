@@ -59,12 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # --rater itself is defined above (it adds `none`); the judge's engine options here.
     add_rater_arguments(parser, JUDGE, with_backend=False)
     # Light imports only: `--rater none` must not load the rating stage to parse its flags.
-    from kbpipe.verify.extract import ANSWER_FORMATS, AUTO
+    from kbpipe.verify.extract import add_answer_format_argument
 
-    parser.add_argument(
-        "--answer-format",
-        choices=[AUTO, *ANSWER_FORMATS],
-        default=AUTO,
+    add_answer_format_argument(
+        parser,
         help="where the solution the judge rates sits in the completion (default: auto, "
         "every format in turn, on the last assistant message that holds one)",
     )
