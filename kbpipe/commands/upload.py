@@ -9,17 +9,15 @@ split, or as a private repo. The card is built from the table's
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
-
-import pyarrow.parquet as pq
 
 from kbpipe.config import TABLES, Settings, table_spec
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.hub.publish import ImageMaker, publish_table, unpublished_marker
 from kbpipe.io.lineage import StepResult, describe_input
-from kbpipe.io.tables import reading_table, sidecar, table_format
+from kbpipe.io.plan import count_rows
+from kbpipe.io.tables import read_stats, reading_table
 
 EXAMPLES = """examples:
   kbpipe upload filtered                       # outputs/glm4_7/filtered_dataset.parquet
@@ -187,17 +185,10 @@ def _variant(no_reasoning: bool, merged: bool) -> str:
 
 def _stats(path: Path, settings: Settings) -> dict[str, Any]:
     """The step's stats/lineage JSON; for a file kbpipe did not write, a plain description."""
-    side = sidecar(path, "stats")
-    if side.is_file():
-        try:
-            return json.loads(side.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{side}: not valid JSON ({exc})") from None
-    if table_format(path) == "parquet":
-        n_rows = pq.ParquetFile(path).metadata.num_rows
-    else:
-        with open(path, "rb") as fh:
-            n_rows = sum(1 for line in fh if line.strip())
+    stats = read_stats(path)
+    if stats is not None:
+        return stats
+    n_rows = count_rows([path])
     result = StepResult("upload", output=path, rows_in=n_rows, rows_out=n_rows)
     result.inputs = [describe_input(path)]
     return result.to_dict(settings)

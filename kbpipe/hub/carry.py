@@ -21,7 +21,6 @@ under `legacy`), its rows follow the parent's first row with that key.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from kbpipe.hub.splits import (
     read_column,
     split_sort_key,
 )
-from kbpipe.io.tables import parquet_schema, sidecar, table_format
+from kbpipe.io.tables import parquet_schema, read_stats, table_format
 
 # Steps whose output rows are rows of their input (kept, dropped, reordered, columns
 # changed), so their tables take their input's split.
@@ -79,14 +78,8 @@ def carried_label(table: Path, split: str) -> str:
 def split_parents(table: Path) -> dict[str | None, Path]:
     """The local tables ``table`` was made from, by run (None, or base/synthetic for a
     merge), read from its stats sidecar; empty when it decides its own split."""
-    stats_path = sidecar(Path(table), "stats")
-    if not stats_path.is_file():
-        return {}
-    try:
-        stats = json.loads(stats_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{stats_path}: cannot read the table's lineage ({exc})") from None
-    if stats.get("step") not in INHERITING_STEPS:
+    stats = read_stats(Path(table))
+    if stats is None or stats.get("step") not in INHERITING_STEPS:
         return {}
     if (stats.get("params") or {}).get("near_duplicates"):
         # dedupe --near-duplicates clustered the modules: the table is split by its

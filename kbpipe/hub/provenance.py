@@ -8,12 +8,12 @@ hash) and no flag that only means something there (`--no-upload`, `-o`).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from kbpipe.io.tables import sidecar
+from kbpipe.config import SYNTHETIC_SUFFIX
+from kbpipe.io.tables import read_stats
 
 # step -> (make target, {stats parameter: make variable}).
 _MAKE_FORM: dict[str, tuple[str, dict[str, str]]] = {
@@ -30,7 +30,6 @@ _MAKE_FORM: dict[str, tuple[str, dict[str, str]]] = {
 # The model variable of a step rated through the API.
 _MODEL_VARIABLE = {"filter": "JUDGE_MODEL", "prompts": "SPEC_MODEL"}
 _ANSWER_FORMAT_STEPS = {"filter", "strip-reasoning", "audit", "verify"}
-_SYNTHETIC_RUN = "-synthetic-prompts"
 
 
 def lineage_chain(stats: dict[str, Any], depth: int = 8) -> list[dict[str, Any]]:
@@ -42,9 +41,7 @@ def lineage_chain(stats: dict[str, Any], depth: int = 8) -> list[dict[str, Any]]
         parent = None
         for entry in current.get("inputs") or []:
             path = Path(str(entry.get("path")))
-            side = sidecar(path, "stats")
-            if str(path) not in seen and side.is_file():
-                parent = json.loads(side.read_text(encoding="utf-8"))
+            if str(path) not in seen and (parent := read_stats(path)) is not None:
                 seen.add(str(path))
                 break
         if parent is None:
@@ -66,7 +63,7 @@ def make_command(chain: list[dict[str, Any]], data_model: str) -> str:
             if params.get(param) is not None:
                 variables[variable] = str(params[param])
         variables.update(_step_variables(step, stats, params))
-        if str(stats.get("run_name") or "").endswith(_SYNTHETIC_RUN):
+        if str(stats.get("run_name") or "").endswith(SYNTHETIC_SUFFIX):
             variables["USE_SYNTHETIC_PROMPTS"] = "true"
     return "make " + " ".join([target, *(f"{k}={_quote(v)}" for k, v in variables.items())])
 

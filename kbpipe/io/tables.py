@@ -342,6 +342,17 @@ def sidecar(output: Path, kind: str) -> Path:
     raise ValueError(kind)
 
 
+def read_stats(table: Path) -> dict[str, Any] | None:
+    """The stats/lineage JSON beside `table`, or None when it has none."""
+    path = sidecar(table, "stats")
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the table's stats ({exc})") from None
+
+
 def write_json(data: Any, dest: Path) -> Path:
     with atomic_output(dest) as tmp:
         text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
