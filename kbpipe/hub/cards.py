@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,12 @@ class CardContext:
     # The report's charts as (file in the repo, title, alt text).
     images: list[tuple[str, str, str]] = field(default_factory=list)
 
+    @cached_property
+    def chain(self) -> list[dict[str, Any]]:
+        """This table's stats and those of the local inputs before it, oldest first: read
+        from disk once per card, though three sections use it."""
+        return lineage_chain(self.stats)
+
 
 def card_metadata(ctx: CardContext, n_rows: int) -> dict[str, Any]:
     """license, language, task_categories, tags and size_categories of the card."""
@@ -100,7 +107,7 @@ def render_readme(
         *_intro(ctx),
         *_contents(ctx, configs),
         *_provenance(ctx),
-        *_stages(ctx.stats),
+        *_stages(ctx.chain),
         *checks_section(ctx.stats),
         *_difficulty(rows),
         *_rewards(rows),
@@ -133,16 +140,17 @@ def _intro(ctx: CardContext) -> list[str]:
             "`synthetic` the generated task specifications, `all` both (`data_source` tells them "
             "apart)."
         )
-    lines += _caveats(ctx.stats)
+    lines += _caveats(ctx)
     lines.append("")
     lines.append(f"Made by [kbpipe](#how-it-was-made) `{ctx.stats.get('kbpipe_version')}`.")
     return [*lines, ""]
 
 
-def _caveats(stats: dict[str, Any]) -> list[str]:
+def _caveats(ctx: CardContext) -> list[str]:
     """What a visitor must know before using the rows: a partial run, a stand-in input."""
+    stats = ctx.stats
     lines = []
-    limits = {st.get("params", {}).get("limit") for st in lineage_chain(stats)} - {None}
+    limits = {st.get("params", {}).get("limit") for st in ctx.chain} - {None}
     if limits:
         lines.append(
             f"**Partial:** built from the first {min(limits):,} rows only (a test run), not "
@@ -196,7 +204,7 @@ def _contents(ctx: CardContext, configs: list[StagedConfig]) -> list[str]:
 
 def _provenance(ctx: CardContext) -> list[str]:
     stats = ctx.stats
-    chain = lineage_chain(stats)
+    chain = ctx.chain
     lines = [
         "## How it was made",
         "",
@@ -235,14 +243,14 @@ def _describe_input(entry: dict[str, Any]) -> str:
     return f"`{Path(path).name}`" + (f" ({algorithm} `{digest[:16]}…`)" if digest else "")
 
 
-def _stages(stats: dict[str, Any]) -> list[str]:
+def _stages(chain: list[dict[str, Any]]) -> list[str]:
     lines = [
         "## Counts per stage",
         "",
         "| stage | rows in | kept | dropped |",
         "|---|---:|---:|---|",
     ]
-    for st in lineage_chain(stats):
+    for st in chain:
         dropped = ", ".join(f"{n:,} {r}" for r, n in sorted((st.get("dropped") or {}).items()))
         lines.append(
             f"| {st.get('step')} | {st.get('rows_in', 0):,} | {st.get('rows_out', 0):,} | "
