@@ -30,7 +30,7 @@ def checks_section(stats: dict[str, Any]) -> list[str]:
     """The card's "## Checks" lines for the table `stats` describes; none if no check applies."""
     found = []
     for step, table in _CHECK_STEPS.items():
-        if _step(stats) == step:
+        if stats.get("step") == step:
             found.append((step, stats, "this table's rows"))
         elif (check := _beside(stats, table)) is not None and (where := _rows_of(check, stats)):
             found.append((step, check, where))
@@ -40,13 +40,6 @@ def checks_section(stats: dict[str, Any]) -> list[str]:
     for step, check, where in found:
         lines += _RENDER[step](check, where)
     return lines
-
-
-def _step(stats: dict[str, Any]) -> str | None:
-    # `python -m kbpipe.verify` (on a GPU machine) writes its bare summary as the stats.
-    if "step" not in stats and "failed_by_reason" in stats:
-        return "verify"
-    return stats.get("step")
 
 
 def _figures(stats: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +57,7 @@ def _beside(stats: dict[str, Any], table: str) -> dict[str, Any] | None:
         check = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # no such check here, or a torn file: the card goes without it
-    return check if isinstance(check, dict) and _step(check) in _CHECK_STEPS else None
+    return check if isinstance(check, dict) and check.get("step") in _CHECK_STEPS else None
 
 
 def _rows_of(check: dict[str, Any], stats: dict[str, Any]) -> str | None:

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kbpipe.verify: interrupted (finished rows are in the journal)", file=sys.stderr)
         return 130
-    write_json(summary, sidecar(args.output, "stats"))
+    # Named as the step's own stats are, so cards and the report find it the same way.
+    write_json({"step": "verify", **summary}, sidecar(args.output, "stats"))
     print("\n".join(summary_lines(summary)))
     print(f"wrote {args.output}")
     return 0

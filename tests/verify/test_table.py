@@ -189,7 +189,7 @@ def test_the_module_entry_runs_without_polars_duckdb_or_torch(table: Path, tmp_p
     assert "verified: 2 of 5 rows (40.0%)" in proc.stdout
     assert "failed 1 (mismatch)" in proc.stdout
     stats = json.loads((tmp_path / "out.parquet.stats.json").read_text())
-    assert stats["n_verified"] == 2
+    assert stats["n_verified"] == 2 and stats["step"] == "verify"
 
 
 def test_a_missing_input_is_one_clear_error(tmp_path: Path) -> None:
