@@ -18,7 +18,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,3 +242,17 @@ class ResolvedInput:
             ]
         # Hashed on a helper thread while the step runs, so small steps do not wait for it.
         return [describe_input(p, wait=False) for p in self.paths]
+
+
+# What a step function accepts as its input.
+StepInput = Path | str | Sequence[Path] | ResolvedInput
+
+
+def as_resolved(inputs: StepInput) -> ResolvedInput:
+    """Accept a path, several paths (Hub shards) or a ResolvedInput (keeps the Hub revision)."""
+    if isinstance(inputs, ResolvedInput):
+        return inputs
+    if isinstance(inputs, str | Path):
+        return ResolvedInput([Path(inputs)], str(inputs))
+    paths = [Path(p) for p in inputs]
+    return ResolvedInput(paths, ", ".join(map(str, paths)))

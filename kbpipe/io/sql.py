@@ -34,7 +34,6 @@ from kbpipe.errors import (
     is_interrupt,
     is_write_failure,
 )
-from kbpipe.io.lineage import ResolvedInput
 from kbpipe.io.scratch import active_output
 from kbpipe.io.tables import (
     MAX_NESTING,
@@ -372,16 +371,3 @@ def format_ids(ids: Sequence[Any], total: int | None = None) -> str:
     shown = ", ".join(map(str, ids[:SHOW_IDS]))
     more = total - min(len(ids), SHOW_IDS)
     return shown + (f" and {more} more" if more > 0 else "")
-
-
-StepInput = Path | str | Sequence[Path] | ResolvedInput
-
-
-def as_resolved(inputs: StepInput) -> ResolvedInput:
-    """Accept a path, several paths (Hub shards) or a ResolvedInput (keeps the Hub revision)."""
-    if isinstance(inputs, ResolvedInput):
-        return inputs
-    if isinstance(inputs, str | Path):
-        return ResolvedInput([Path(inputs)], str(inputs))
-    paths = [Path(p) for p in inputs]
-    return ResolvedInput(paths, ", ".join(map(str, paths)))

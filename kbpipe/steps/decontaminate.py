@@ -27,7 +27,7 @@ from kbpipe.codematch.streams import default_workers
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError
 from kbpipe.io import sql, sql_output
-from kbpipe.io.lineage import ResolvedInput, StepResult
+from kbpipe.io.lineage import ResolvedInput, StepInput, StepResult, as_resolved
 
 CONTAMINATED = "kernelbench_match"
 TOP_N = 20
@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def decontaminate(
-    inputs: sql.StepInput,
+    inputs: StepInput,
     output: Path,
     settings: Settings,
     *,
@@ -89,7 +89,7 @@ def decontaminate(
     limit: int | None = None,
 ) -> StepResult:
     """Write the input with the contamination columns (without the matches when `drop`)."""
-    resolved = sql.as_resolved(inputs)
+    resolved = as_resolved(inputs)
     output = Path(output)
     params = {"ngram": ngram, "threshold": threshold, "min_shared": min_shared, "drop": drop}
     result = StepResult(

@@ -30,7 +30,7 @@ from kbpipe.codematch import DEFAULT_SIMILARITY
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.io import sql, sql_output
-from kbpipe.io.lineage import ResolvedInput, StepResult
+from kbpipe.io.lineage import ResolvedInput, StepInput, StepResult, as_resolved
 
 DUPLICATE = "duplicate_module"
 NOT_VERIFIED = "not_verified"
@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def dedupe(
-    inputs: sql.StepInput,
+    inputs: StepInput,
     output: Path,
     settings: Settings,
     *,
@@ -90,7 +90,7 @@ def dedupe(
 ) -> StepResult:
     """Write the best-reward row per `info.module_name` (or per near-duplicate cluster);
     with `verified` (a table written by `kbpipe verify`), among its verified rows only."""
-    resolved = sql.as_resolved(inputs)
+    resolved = as_resolved(inputs)
     output = Path(output)
     params: dict[str, Any] = {"limit": limit, "near_duplicates": near_duplicates}
     if near_duplicates:

@@ -17,7 +17,7 @@ from kbpipe.config import Settings
 from kbpipe.errors import InputError
 from kbpipe.hub.pull import resolve_input
 from kbpipe.io import sql, sql_output
-from kbpipe.io.lineage import ResolvedInput, StepResult
+from kbpipe.io.lineage import ResolvedInput, StepInput, StepResult, as_resolved
 
 TABLES = ("source", "filtered", "unique")
 
@@ -37,15 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def merge(
-    base: sql.StepInput,
-    synthetic: sql.StepInput,
+    base: StepInput,
+    synthetic: StepInput,
     output: Path,
     settings: Settings,
     *,
     limit: int | None = None,
 ) -> StepResult:
     """Write base rows then synthetic rows with a `data_source` column; nothing is dropped."""
-    runs = {"base": sql.as_resolved(base), "synthetic": sql.as_resolved(synthetic)}
+    runs = {"base": as_resolved(base), "synthetic": as_resolved(synthetic)}
     output = Path(output)
     result = StepResult(
         "merge",

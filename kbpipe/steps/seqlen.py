@@ -23,7 +23,7 @@ import numpy as np
 
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError
-from kbpipe.io.lineage import ResolvedInput, StepResult, describe_input, settled
+from kbpipe.io.lineage import ResolvedInput, StepInput, StepResult, as_resolved, settled
 from kbpipe.io.masked import write_kept_rows
 from kbpipe.io.tables import (
     write_json,
@@ -149,7 +149,7 @@ def execute(
     args: argparse.Namespace, inputs: ResolvedInput, output: Path | None, settings: Settings
 ) -> StepResult:
     return seqlen(
-        inputs.paths,
+        inputs,
         settings,
         which=args.which,
         reasoning=args.reasoning,
@@ -159,7 +159,6 @@ def execute(
         output=output,
         plot=args.plot,
         batch_rows=args.batch_rows,
-        lineage=inputs.lineage(),
         counter=args.counter,
         check=args.check,
         percentiles=args.percentiles,
@@ -194,7 +193,7 @@ def report_lines(result: StepResult) -> list[str]:
 
 
 def seqlen(
-    inputs: Sequence[Path],
+    inputs: StepInput,
     settings: Settings,
     *,
     which: str = "filtered",
@@ -207,7 +206,6 @@ def seqlen(
     plot: Path | None = None,
     batch_rows: int = BATCH_ROWS,
     progress: bool | None = None,
-    lineage: list[dict[str, Any]] | None = None,
     counter: CounterChoice = "auto",
     check: bool = False,
     percentiles: str = "interpolate",
@@ -218,7 +216,8 @@ def seqlen(
     its config's template). Writes `settings.seqlen_json_path(which)` and
     `settings.seqlen_rows_path(which)`; with `drop_over`, also `output`.
     """
-    inputs = [Path(p) for p in inputs]
+    resolved = as_resolved(inputs)
+    inputs = resolved.paths
     if drop_over is not None and (output is None or drop_over < 1):
         raise ConfigError("--drop-over needs a positive token count and -o FILE")
     if batch_rows < 1:
@@ -232,7 +231,7 @@ def seqlen(
             cache_dir=settings.cache_dir,
             check=check,
         )
-    result = StepResult("seqlen", inputs=lineage or _lineage(inputs))
+    result = StepResult("seqlen", inputs=resolved.lineage())
     result.params = {
         "table": which,
         "tokenizer": tokenizer.describe(),
@@ -275,10 +274,6 @@ def seqlen(
     result.metrics["report"] = str(report_path)
     result.metrics["recommended_seq_len"] = report.get("recommended_seq_len", {})
     return result.finish(settings)
-
-
-def _lineage(inputs: Sequence[Path]) -> list[dict[str, Any]]:
-    return [describe_input(p) for p in inputs]
 
 
 # -- the report ----------------------------------------------------------------------

@@ -38,7 +38,7 @@ import pyarrow as pa
 from kbpipe.config import Settings
 from kbpipe.errors import ConfigError, InputError
 from kbpipe.io import sql, sql_lean, sql_output
-from kbpipe.io.lineage import ResolvedInput, StepResult
+from kbpipe.io.lineage import ResolvedInput, StepInput, StepResult, as_resolved
 from kbpipe.io.tables import ROW_GROUP_ROWS, BatchWriter, atomic_output, table_format
 from kbpipe.verify.extract import (
     ANSWER_FORMATS,
@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def strip_reasoning(
-    inputs: sql.StepInput,
+    inputs: StepInput,
     output: Path,
     settings: Settings,
     *,
@@ -95,7 +95,7 @@ def strip_reasoning(
         formats_for(answer_format)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    resolved = sql.as_resolved(inputs)
+    resolved = as_resolved(inputs)
     output = Path(output)
     result = StepResult(
         "strip-reasoning",

@@ -19,7 +19,7 @@ import duckdb
 
 from kbpipe.config import RATING_COLUMNS, Settings
 from kbpipe.io import sql, sql_output
-from kbpipe.io.lineage import ResolvedInput, StepResult
+from kbpipe.io.lineage import ResolvedInput, StepInput, StepResult, as_resolved
 from kbpipe.steps.filter.reward import RewardFilter, filter_by_reward, summary_lines
 
 # The rater (aiohttp, pyarrow) is imported only when rows are rated:
@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def filter_step(
-    inputs: sql.StepInput,
+    inputs: StepInput,
     output: Path,
     settings: Settings,
     *,
@@ -87,7 +87,7 @@ def filter_step(
 ) -> StepResult:
     """Reward-filter the evals table, rate the kept rows, write the filtered table."""
     _check_rater(rater)
-    resolved = sql.as_resolved(inputs)
+    resolved = as_resolved(inputs)
     output = Path(output)
     result = StepResult(
         "filter",
@@ -181,7 +181,7 @@ def plan(
     step = StepPlan("filter", None, output)
     # A plain connection: a session would make a spill folder beside the output.
     with closing(sql.connect()) as con:
-        table = sql.open_input(con, sql.as_resolved(inputs).paths)
+        table = sql.open_input(con, as_resolved(inputs).paths)
         with sql.reading(table.label):
             reward = filter_by_reward(con, table, threshold=settings.reward_threshold, limit=limit)
             step.rows_in = reward.n_rows
