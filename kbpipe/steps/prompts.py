@@ -113,8 +113,13 @@ def _kernelbook(args: argparse.Namespace, settings: Settings) -> ResolvedInput:
     return ResolvedInput([path], STANDIN)
 
 
+def _has_code(payload: dict[str, Any]) -> bool:
+    """Whether a row has PyTorch code to specify; the others are rejects, in runs and plans."""
+    return bool((payload["python_code"] or "").strip())
+
+
 def _usable(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [p for p in payloads if (p["python_code"] or "").strip()]
+    return [p for p in payloads if _has_code(p)]
 
 
 def generate_prompts(
@@ -140,7 +145,7 @@ def generate_prompts(
     )
     payloads = _payloads(df)
     uuids = df.get_column("uuid").to_list()
-    has_code = [bool((p["python_code"] or "").strip()) for p in payloads]
+    has_code = [_has_code(p) for p in payloads]
     usable = [i for i, ok in enumerate(has_code) if ok]
     run = run_task(SPECS, [payloads[i] for i in usable], settings, options)
     prompts: list[str | None] = [None] * df.height

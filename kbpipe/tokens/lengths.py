@@ -26,9 +26,8 @@ from kbpipe.io.arrays import int64_array, string_array
 from kbpipe.io.tables import parquet_schema, require_columns, table_format
 from kbpipe.tokens.chat import ChatTokenizer, CountPlan, ReasoningMode
 
-# Reject reason of a row the chat template cannot render.
-UNRENDERABLE = "template_error"
 # The drop reason of a row the chat template refuses (or the tokenizer cannot encode).
+UNRENDERABLE = "template_error"
 # Columns the report is broken down by, when the table has them.
 GROUP_COLUMNS = ("split", "difficulty")
 
