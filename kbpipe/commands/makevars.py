@@ -33,13 +33,9 @@ class Variable:
     name: str
     help: str
     # The value when neither make's command line, the environment nor .env sets it.
-    default: Callable[[Settings, Mapping[str, str]], str]
-    # Backed by a Settings field: kbpipe.config resolves it, not this module.
+    default: Callable[[Settings, Mapping[str, str]], str] | None = None
+    # Backed by a Settings field instead: kbpipe.config resolves it, defaults and all.
     setting: str | None = None
-
-
-def _setting(field: str) -> Callable[[Settings, Mapping[str, str]], str]:
-    return lambda s, env: _text(getattr(s, field))
 
 
 def _const(value: str) -> Callable[[Settings, Mapping[str, str]], str]:
@@ -68,42 +64,33 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "DATA_MODEL",
         "model whose rollouts are processed; names outputs/<run>/ and the repos",
-        _setting("data_model"),
-        "data_model",
+        setting="data_model",
     ),
-    Variable(
-        "HF_ORG", "Hub organisation the tables are published to", _setting("hf_org"), "hf_org"
-    ),
-    Variable("OUTPUT_DIR", "folder of the run folders", _setting("output_dir"), "output_dir"),
+    Variable("HF_ORG", "Hub organisation the tables are published to", setting="hf_org"),
+    Variable("OUTPUT_DIR", "folder of the run folders", setting="output_dir"),
     Variable(
         "USE_SYNTHETIC_PROMPTS",
         "true: a synthetic-prompt run, in outputs/<model>-synthetic-prompts/",
-        _setting("use_synthetic_prompts"),
-        "use_synthetic_prompts",
+        setting="use_synthetic_prompts",
     ),
     Variable(
         "TEST_MODE",
         "true: every step keeps TEST_MODE_ROWS rows, in <run>/limit-N/",
-        _setting("test_mode"),
-        "test_mode",
+        setting="test_mode",
     ),
-    Variable(
-        "TEST_MODE_ROWS", "rows a TEST_MODE run keeps", _setting("test_mode_rows"), "test_mode_rows"
-    ),
+    Variable("TEST_MODE_ROWS", "rows a TEST_MODE run keeps", setting="test_mode_rows"),
     Variable(
         "INPUT", "vf-eval JSONL to convert; empty: pull the evals table from the Hub", _const("")
     ),
     Variable(
         "REWARD_THRESHOLD",
         "step 1 keeps rows with reward strictly above this",
-        _setting("reward_threshold"),
-        "reward_threshold",
+        setting="reward_threshold",
     ),
     Variable(
         "MAX_REJECT_RATE",
         "a step fails when it loses more than this share of its rows to rejects",
-        _setting("max_reject_rate"),
-        "max_reject_rate",
+        setting="max_reject_rate",
     ),
     Variable(
         "RATER", "api (LLM judge and spec writer) or offline (rules, no network)", _const("api")
@@ -113,17 +100,12 @@ VARIABLES: tuple[Variable, ...] = (
         "step 1's rater alone: api, offline or none (no difficulty)",
         lambda s, env: env.get("RATER") or "api",
     ),
-    Variable(
-        "JUDGE_MODEL", "step 1's judge model (api rater)", _setting("judge_model"), "judge_model"
-    ),
-    Variable(
-        "SPEC_MODEL", "step 2's spec-writer model (api rater)", _setting("spec_model"), "spec_model"
-    ),
+    Variable("JUDGE_MODEL", "step 1's judge model (api rater)", setting="judge_model"),
+    Variable("SPEC_MODEL", "step 2's spec-writer model (api rater)", setting="spec_model"),
     Variable(
         "KBPIPE_BASE_URL",
         "OpenAI-compatible API root of the api rater",
-        _setting("base_url"),
-        "base_url",
+        setting="base_url",
     ),
     Variable(
         "KERNELBOOK",
@@ -134,8 +116,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "KERNELBOOK_REPO",
         "Hub dataset step 2 reads",
-        _setting("kernelbook_repo"),
-        "kernelbook_repo",
+        setting="kernelbook_repo",
     ),
     Variable(
         "SEQLEN_TOKENIZER",
@@ -143,7 +124,7 @@ VARIABLES: tuple[Variable, ...] = (
         f"else {BUNDLED_TOKENIZER}, fetched by `make tokenizer`)",
         _tokenizer_default,
     ),
-    Variable("TOKENIZER", "kbpipe seqlen's default tokenizer", _setting("tokenizer"), "tokenizer"),
+    Variable("TOKENIZER", "kbpipe seqlen's default tokenizer", setting="tokenizer"),
     Variable(
         "KERNELBENCH",
         "decontaminate's KernelBench: a folder in its Hub layout (default: the pinned copy in "
@@ -165,8 +146,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "LICENSE",
         "license the dataset cards declare (e.g. apache-2.0); unset: none, with a warning",
-        _setting("license"),
-        "license",
+        setting="license",
     ),
     Variable(
         "GEN_MODEL", "make generate: model served by vLLM", _const("moonshotai/Kimi-K2-Thinking")
@@ -196,6 +176,7 @@ def resolve(settings: Settings, env: Mapping[str, str]) -> dict[str, str]:
         elif var.name in env:
             out[var.name] = env[var.name]
         else:
+            assert var.default is not None, f"{var.name} has neither a setting nor a default"
             out[var.name] = var.default(settings, env)
     return out
 
