@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.data import N_ROWS, evals_parquet, reasoning_zstd_ratio, rollouts_jsonl
 from bench.harness import DATA_DIR, ROOT, Measurement, measure, median_of, python_cmd
+from kbpipe.io.plan import count_rows
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 TOKENIZER_DIR = ROOT / ".cache" / "tokenizers" / "qwen3"
@@ -208,8 +209,7 @@ def _scaling(work: Path) -> None:
 
 
 def _row_count(path: Path) -> int:
-    cmd = _base("print_ids", path)
-    return len(json.loads(measure("ids", cmd).stdout.strip().splitlines()[-1]))
+    return count_rows([path])
 
 
 def _load() -> str:

@@ -78,11 +78,11 @@ def repeated(rows: list[dict[str, Any]], n_rows: int) -> list[dict[str, Any]]:
     A trailing comment changes no kernel, but makes each row a distinct job, so
     the benchmark measures one run per row rather than the run-once cache.
     """
-    solved = [r for r in rows if extract_solution(r["completion"]) is not None]
+    solved = [(r, s.code) for r in rows if (s := extract_solution(r["completion"])) is not None]
     out = []
     for i in range(n_rows):
-        row = dict(solved[i % len(solved)])
-        code = extract_solution(row["completion"]).code
+        source, code = solved[i % len(solved)]
+        row = dict(source)
         content = f"<answer>\n{code.rstrip()}\n# copy {i}\n</answer>"
         row["completion"] = [{"role": "assistant", "content": content}]
         row["example_id"] = i
