@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     Exit status: 0 done, 1 error, 130 Ctrl-C, 143 SIGTERM (both clean up first), 141 when
     the reader of stdout went away.
     """
+    as_program = argv is None
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     prog = f"kbpipe {command}" if command in COMMANDS else "kbpipe"
@@ -267,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
         if is_interrupt(exc):
+            if as_program:
+                _settle_interrupts()
             what = "terminated" if terminated else "interrupted"
             note = interrupt_note(exc) or "nothing more was written"
             print(f"{prog}: {what}; {note}", file=sys.stderr)
@@ -276,6 +279,18 @@ def main(argv: list[str] | None = None) -> int:
             raise  # a bug in kbpipe: its traceback is what a report needs
         print(f"{prog}: error: {redact(' '.join(str(error).split()))}", file=sys.stderr)
         return 1
+
+
+def _settle_interrupts() -> None:
+    """The exit status is decided (130 or 143): a Ctrl-C still pending, replayed or pressed
+    again while the interpreter shuts down must not turn it into death by signal. Only
+    for the program itself, never for a caller of main() such as a test runner."""
+    for _ in range(3):
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return
+        except KeyboardInterrupt:  # a pending one ran as the handler changed: try again
+            continue
 
 
 def _broken_pipe(exc: BaseException | None) -> bool:

@@ -94,3 +94,18 @@ def test_a_closed_stdout_pipe_is_not_an_error(tmp_path: Path) -> None:
     finally:
         os.close(write_end)
     assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def test_an_interrupt_after_the_exit_status_is_decided_does_not_change_it() -> None:
+    # After a Ctrl-C is reported, another arriving during shutdown must leave the exit
+    # status 130, not turn it into death by SIGINT (-2, which it is without the settling).
+    code = (
+        "import os, signal, sys, time\n"
+        "from kbpipe.cli import _settle_interrupts\n"
+        "_settle_interrupts()\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(0.1)\n"
+        "sys.exit(130)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (130, "")
